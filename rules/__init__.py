@@ -1,0 +1,1 @@
+"""The rule engine: routes.toml bytes -> validated, compiled, immutable RuleSet. No network, no server."""

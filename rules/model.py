@@ -1,0 +1,204 @@
+"""The compiled rules: immutable values the gateway reads on every request.
+
+A ``RuleSet`` is built once per config version (by ``rules.loader`` or ``rules.legacy``) and
+never changes afterwards; a reload builds a new one and swaps the reference. Everything here
+is a frozen dataclass, so a request that took a RuleSet at entry keeps a consistent view of
+it until it finishes, whatever reloads happen meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal, Mapping
+
+from rules.errors import Problem
+from rules.matching import Matcher
+from rules.redact import redact
+
+KeyKind = Literal["env", "value", "oauth_file", "client"]
+AuthForm = Literal["x-api-key", "bearer"]
+ThinkingPolicy = Literal["foreign", "strip", "keep"]
+ThinkingParamPolicy = Literal["keep", "drop", "no_budget"]
+SystemTurnsPolicy = Literal["keep", "merge"]
+ToolChoicePolicy = Literal["keep", "auto"]
+SourceKind = Literal["file", "env", "default"]
+
+DEFAULT_FALLBACK_ON: frozenset[int] = frozenset({429, 500, 502, 503, 504, 529})
+DEFAULT_TIMEOUT_S = 600.0
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+DEFAULT_MAX_BODY_MB = 32.0
+DEFAULT_OAUTH_FILE = "~/.claude/.credentials.json"
+
+
+@dataclass(frozen=True, slots=True)
+class KeySource:
+    """Where a credential comes from.
+
+    ``ref`` is the environment variable name (env), the literal secret (value), the
+    credentials file path as written, or "" for the default location (oauth_file), and ""
+    for client.
+    """
+
+    kind: KeyKind
+    ref: str = ""
+
+    def describe(self) -> str:
+        """A human description that never shows a secret: ``env ZAI_API_KEY``, ``value sk-...abcd``."""
+        if self.kind == "env":
+            return f"env {self.ref}"
+        if self.kind == "value":
+            return f"value {redact(self.ref)}"
+        if self.kind == "oauth_file":
+            return f"oauth_file {self.ref or 'default (' + DEFAULT_OAUTH_FILE + ')'}"
+        return "client"
+
+
+@dataclass(frozen=True, slots=True)
+class BetaPolicy:
+    """What to do with the client's ``anthropic-beta`` values: forward, drop, or allow a list."""
+
+    mode: Literal["forward", "drop", "allow"] = "forward"
+    allowed: frozenset[str] = frozenset()
+
+    def apply(self, header: str | None) -> str | None:
+        """The ``anthropic-beta`` value to send upstream (None: send no header)."""
+        if header is None or self.mode == "forward":
+            return header
+        if self.mode == "drop":
+            return None
+        kept = [b for b in (v.strip() for v in header.split(",")) if b in self.allowed]
+        return ",".join(kept) or None
+
+
+@dataclass(frozen=True, slots=True)
+class CountTokensPolicy:
+    """How ``/v1/messages/count_tokens`` is answered for a provider."""
+
+    mode: Literal["forward", "estimate", "reject", "via"] = "forward"
+    via: str | None = None  # the provider asked when mode == "via"
+
+    def describe(self) -> str:
+        return f"via {self.via}" if self.mode == "via" else self.mode
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """An upstream: where it is, how to authenticate, and what it accepts on the wire."""
+
+    name: str
+    base_url: str  # without a trailing slash
+    key: tuple[KeySource, ...]  # a chain: the first source that yields a credential wins
+    auth: AuthForm | None = None  # None: the form the key source implies
+    betas: BetaPolicy = BetaPolicy()
+    thinking: ThinkingPolicy = "foreign"
+    thinking_param: ThinkingParamPolicy = "keep"
+    count_tokens: CountTokensPolicy = CountTokensPolicy()
+    system_turns: SystemTurnsPolicy = "keep"
+    tool_choice: ToolChoicePolicy = "keep"
+    drop_fields: tuple[str, ...] = ()
+    strip_cache_control: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
+    max_concurrent: int | None = None
+    max_queue: int | None = None
+
+    @property
+    def rewrites_body(self) -> bool:
+        """True when some policy other than ``thinking`` may change the request body."""
+        return bool(
+            self.thinking_param != "keep"
+            or self.system_turns != "keep"
+            or self.tool_choice != "keep"
+            or self.drop_fields
+            or self.strip_cache_control
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One place a route sends a request: a provider, and optionally the model to ask it for."""
+
+    provider: Provider
+    model: str | None = None  # None: the client's model is sent unchanged
+
+    def upstream_model(self, client_model: str) -> str:
+        return self.model if self.model is not None else client_model
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Model-name patterns and the targets they go to, the first target first."""
+
+    name: str
+    match: tuple[str, ...]
+    to: tuple[Target, ...]
+    fallback_on: frozenset[int] = DEFAULT_FALLBACK_ON
+    index: int = 0  # position in the config, for messages
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """The ``[server]`` table. ``None`` means "not set here": the command line or built-in default applies."""
+
+    host: str | None = None
+    port: int | None = None
+    client_keys: tuple[KeySource, ...] = ()
+    max_body_mb: float = DEFAULT_MAX_BODY_MB
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024 * 1024)
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    """The ``[defaults]`` table, already merged with the built-in defaults."""
+
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
+    fallback_on: frozenset[int] = DEFAULT_FALLBACK_ON
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigSource:
+    """Where a RuleSet came from, for /health and the startup log."""
+
+    kind: SourceKind
+    path: str | None = None  # the file, for kind == "file"
+    sha256: str | None = None  # of the file's bytes, for kind == "file"
+
+    def describe(self) -> str:
+        if self.kind == "file":
+            return f"file {self.path}"
+        if self.kind == "env":
+            return "legacy environment (HAIKU_/SONNET_/OPUS_PROVIDER_*)"
+        return "embedded default (no routes.toml found)"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """A compiled config. ``resolve(model)`` picks the route for a model name."""
+
+    providers: Mapping[str, Provider]
+    routes: tuple[Route, ...]
+    server: ServerConfig = ServerConfig()
+    defaults: Defaults = Defaults()
+    source: ConfigSource = ConfigSource("default")
+    warnings: tuple[Problem, ...] = ()
+    _matcher: Matcher = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Read-only view, so no holder of a RuleSet can change what others see.
+        object.__setattr__(self, "providers", MappingProxyType(dict(self.providers)))
+        object.__setattr__(self, "_matcher", Matcher([r.match for r in self.routes]))
+
+    def resolve(self, model: str) -> Route | None:
+        """The first route whose patterns match ``model`` (case-insensitive), or None."""
+        index = self._matcher.resolve(model)
+        return None if index < 0 else self.routes[index]
+
+    @property
+    def route_names(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.routes)

@@ -1,0 +1,1 @@
+"""The JSON Schema of routes.toml, shipped as package data."""
