@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import sys
 from dataclasses import dataclass
 from typing import Sequence, Union
 
@@ -251,29 +252,32 @@ class _Nfa:
                 nxt.add(s + 1)
         return self.closure(nxt)
 
-    def alphabet(self) -> set[str]:
-        chars: set[str] = set()
+    def boundaries(self) -> set[int]:
+        """Code points where this pattern may start treating characters differently.
+
+        Each character the pattern names starts an interval, and so does the one after it
+        (after a range, the one after its end): all characters of an interval are alike.
+        """
+        points: set[int] = set()
         for t in self.tokens:
             if isinstance(t, str):
-                chars.add(t)
+                points.update((ord(t), ord(t) + 1))
             elif isinstance(t, _Class):
-                chars |= t.chars
+                for c in t.chars:
+                    points.update((ord(c), ord(c) + 1))
                 for lo, hi in t.ranges:
-                    # Ranges in model-name patterns are small ([0-9], [a-z]); cap the giant ones.
-                    span = min(ord(hi) - ord(lo), 256)
-                    chars.update(chr(ord(lo) + k) for k in range(span + 1))
-                    chars.add(hi)
-        return chars
+                    points.update((ord(lo), ord(hi) + 1))
+        return points
 
 
 def _covered(pattern: str, earlier: Sequence[str]) -> bool:
     """True when every name ``pattern`` matches is matched by one of ``earlier``."""
     a = _Nfa(pattern)
     bs = [_Nfa(p) for p in earlier]
-    alphabet = a.alphabet().union(*(b.alphabet() for b in bs))
-    # One character that no pattern names stands for every other character.
-    fresh = next(chr(c) for c in range(0x2400, 0x10FFFF) if chr(c) not in alphabet)
-    alphabet.add(fresh)
+    # Between two consecutive boundaries, every pattern treats all characters alike, so one
+    # character stands for each interval: exact even for wide ranges such as [\x00-\uffff].
+    points = {0}.union(a.boundaries(), *(b.boundaries() for b in bs))
+    alphabet = [chr(p) for p in sorted(points) if p <= sys.maxunicode]
     start = (frozenset(a.closure({0})), tuple(frozenset(b.closure({0})) for b in bs))
     seen = {start}
     todo = [start]
