@@ -104,6 +104,35 @@ class Provider:
     max_concurrent: int | None = None
     max_queue: int | None = None
 
+    def policy(self) -> dict[str, object]:
+        """The wire-policy settings that differ from the defaults, as written in routes.toml."""
+        out: dict[str, object] = {}
+        if self.auth is not None:
+            out["auth"] = self.auth
+        if self.betas.mode != "forward":
+            out["betas"] = self.betas.mode if self.betas.mode == "drop" else sorted(self.betas.allowed)
+        for name, default in (
+            ("thinking", "foreign"),
+            ("thinking_param", "keep"),
+            ("system_turns", "keep"),
+            ("tool_choice", "keep"),
+        ):
+            if getattr(self, name) != default:
+                out[name] = getattr(self, name)
+        if self.count_tokens.mode != "forward":
+            out["count_tokens"] = (
+                {"via": self.count_tokens.via} if self.count_tokens.mode == "via" else self.count_tokens.mode
+            )
+        if self.drop_fields:
+            out["drop_fields"] = list(self.drop_fields)
+        if self.strip_cache_control:
+            out["strip_cache_control"] = True
+        if self.headers:
+            out["headers"] = sorted(name for name, _ in self.headers)  # names only: values may be secret
+        if self.max_concurrent is not None:
+            out["max_concurrent"] = self.max_concurrent
+        return out
+
     @property
     def rewrites_body(self) -> bool:
         """True when some policy other than ``thinking`` may change the request body."""

@@ -1,0 +1,90 @@
+"""Which headers cross the gateway, in each direction.
+
+Upstream: the client's headers go through (anthropic-version, anthropic-beta per the provider's
+policy, user-agent, x-app, x-claude-code-session-id, x-stainless-*...) except hop-by-hop and
+transport headers, which the upstream connection sets itself, and credentials: the client's
+``x-api-key`` / ``Authorization`` are removed and the target's own credential is added (which is
+the client's again only when the key source is ``client``). The gateway key never leaves.
+
+Downstream: the upstream's status and body go back with the headers a client needs
+(content-type, request-id, retry-after, anthropic-ratelimit-*, ...), never hop-by-hop ones.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from gateway.credentials import OAUTH_BETA, Credential
+from rules.model import Provider
+
+# Set by the upstream connection, or by the server for the client connection (RFC 9110 7.6.1).
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
+_NOT_FORWARDED_UP = _HOP_BY_HOP | {
+    "host",
+    "content-length",  # recomputed for the body actually sent
+    # Identity on the upstream leg: the gateway reads usage and thinking signatures in the
+    # stream, and compression buys nothing on loopback and little on SSE.
+    "accept-encoding",
+    "x-api-key",
+    "authorization",
+    "x-gateway-key",
+    "cookie",
+    "anthropic-beta",  # re-added below, per the provider's beta policy
+    "expect",
+}
+
+_NOT_FORWARDED_DOWN = _HOP_BY_HOP | {
+    "content-length",  # the server sets it for the body it sends
+    "content-encoding",  # we ask for identity; never claim an encoding we did not keep
+    "server",
+    "date",
+    "alt-svc",
+    "set-cookie",
+}
+
+
+def upstream_headers(
+    client_headers: Iterable[tuple[str, str]],
+    provider: Provider,
+    credential: Credential,
+) -> list[tuple[str, str]]:
+    """The headers for one upstream request to ``provider`` with ``credential``."""
+    out: list[tuple[str, str]] = []
+    betas: list[str] = []
+    for name, value in client_headers:
+        lower = name.lower()
+        if lower == "anthropic-beta":
+            betas.append(value)
+        elif lower not in _NOT_FORWARDED_UP:
+            out.append((lower, value))
+    beta = provider.betas.apply(",".join(betas) if betas else None)
+    if credential.oauth_beta is not None:
+        values = [b.strip() for b in beta.split(",")] if beta else []
+        values = [b for b in values if b and b != OAUTH_BETA]
+        if credential.oauth_beta:
+            values.append(OAUTH_BETA)  # appended to the client's betas, never replacing them
+        beta = ",".join(values) or None
+    if beta:
+        out.append(("anthropic-beta", beta))
+    out.extend(provider.headers)
+    out.append(("accept-encoding", "identity"))
+    out.extend(credential.headers)
+    return out
+
+
+def downstream_headers(upstream: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The upstream response headers worth giving the client (request-id, retry-after, ratelimits...)."""
+    return {k: v for k, v in upstream if k.lower() not in _NOT_FORWARDED_DOWN}
