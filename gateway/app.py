@@ -1,0 +1,161 @@
+"""create_app(): the Sanic application of one worker.
+
+Each worker builds its own app from picklable ``WorkerSettings`` (Sanic starts workers as new
+processes), loads the config itself, and opens one pooled HTTP client when its loop starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import httpx
+from httpx_aiohttp import AiohttpTransport
+from sanic import Request, Sanic
+from sanic.exceptions import (
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    RequestTimeout,
+    SanicException,
+    ServiceUnavailable,
+)
+from sanic.handlers import ErrorHandler
+from sanic.response import HTTPResponse
+
+from gateway import __version__, handlers
+from gateway.errors import GatewayError, error_body
+from gateway.logs import setup_logging
+from gateway.runtime import Runtime
+from gateway.state import LiveConfig
+from rules.discover import Discovery, load_discovered
+from rules.model import RuleSet
+
+log = logging.getLogger("gateway")
+
+# Enough connections that hundreds of concurrent streams never queue for one.
+_MAX_CONNECTIONS = 2000
+_KEEPALIVE_EXPIRY_S = 60.0
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What every worker needs to build its app; resolved once by the main process."""
+
+    discovery: Discovery
+    host: str
+    port: int
+    log_level: str = "info"
+    log_format: str = "text"
+    watch: bool = True
+
+
+def response_timeout(ruleset: RuleSet) -> float:
+    """Sanic's RESPONSE_TIMEOUT: never shorter than the slowest fallback chain may legitimately take.
+
+    Sanic's default (60 s) would cut long non-streaming calls; our own per-provider timeouts
+    do the real work, this is the outer bound.
+    """
+    chains = [sum(t.provider.connect_timeout_s + t.provider.timeout_s for t in r.to) for r in ruleset.routes]
+    return max(chains, default=600.0) + 60.0
+
+
+class AnthropicErrors(ErrorHandler):
+    """Every error as Anthropic-shaped JSON; a stack trace goes to the log, never to the client."""
+
+    def default(self, request: Request, exception: Exception) -> HTTPResponse:
+        status, error_type, message = _describe(request, exception)
+        headers = exception.headers if isinstance(exception, GatewayError) else {}
+        exchange = getattr(getattr(request, "ctx", None), "exchange", None)
+        if exchange is not None and not exchange.status:
+            exchange.status, exchange.error = status, message
+        return HTTPResponse(error_body(error_type, message), status=status, headers=headers,
+                            content_type="application/json")
+
+
+def _describe(request: Request, exc: Exception) -> tuple[int, str, str]:
+    if isinstance(exc, GatewayError):
+        return exc.status, exc.error_type, exc.message
+    if isinstance(exc, NotFound):
+        return 404, "not_found_error", (
+            f"no such endpoint: {request.method} {request.path} (the gateway serves POST /v1/messages, "
+            "POST /v1/messages/count_tokens, GET /v1/models, GET /health)"
+        )
+    if isinstance(exc, MethodNotAllowed):
+        return 405, "invalid_request_error", f"method {request.method} is not allowed on {request.path}"
+    if isinstance(exc, PayloadTooLarge):
+        limit = request.app.config.REQUEST_MAX_SIZE / (1024 * 1024)
+        return 413, "request_too_large", (
+            f"request body is larger than the gateway's limit of {limit:g} MiB "
+            "(server.max_body_mb in routes.toml)"
+        )
+    if isinstance(exc, RequestTimeout):
+        return 408, "invalid_request_error", "the request was not received in time"
+    if isinstance(exc, ServiceUnavailable):
+        return 504, "timeout_error", "the gateway gave up waiting for the upstream answer"
+    if isinstance(exc, BadRequest):
+        return 400, "invalid_request_error", str(exc) or "bad request"
+    if isinstance(exc, SanicException) and exc.status_code < 500:
+        return exc.status_code, "invalid_request_error", str(exc)
+    exchange = getattr(getattr(request, "ctx", None), "exchange", None)
+    ref = f" (request {exchange.request_id})" if exchange is not None else ""
+    log.error("internal error on %s %s%s", request.method, request.path, ref, exc_info=exc)
+    return 500, "api_error", f"internal gateway error{ref}; the gateway log has the details"
+
+
+def create_app(settings: WorkerSettings) -> Sanic:
+    """The Sanic app of one worker."""
+    setup_logging(settings.log_level, settings.log_format)
+    ruleset = load_discovered(settings.discovery, os.environ)
+    app = Sanic("gateway", error_handler=AnthropicErrors(), configure_logging=False)
+    app.config.ACCESS_LOG = False
+    app.config.MOTD = False
+    app.config.NOISY_EXCEPTIONS = False
+    app.config.REQUEST_MAX_SIZE = ruleset.server.max_body_bytes
+    app.config.RESPONSE_TIMEOUT = response_timeout(ruleset)
+    app.config.KEEP_ALIVE_TIMEOUT = 75  # longer than clients' idle pools, so they reuse connections
+    app.ctx.settings = settings
+    app.ctx.initial = ruleset
+
+    app.add_route(handlers.messages, "/v1/messages", methods=["POST"])
+    app.add_route(handlers.count_tokens, "/v1/messages/count_tokens", methods=["POST"])
+    app.add_route(handlers.models, "/v1/models", methods=["GET"])
+    app.add_route(handlers.model, "/v1/models/<model_id:path>", methods=["GET"])
+    app.add_route(handlers.health, "/health", methods=["GET"])
+
+    @app.before_server_start
+    async def _start(app: Sanic) -> None:
+        transport = AiohttpTransport(
+            limits=httpx.Limits(
+                max_connections=_MAX_CONNECTIONS,
+                max_keepalive_connections=_MAX_CONNECTIONS,
+                keepalive_expiry=_KEEPALIVE_EXPIRY_S,
+            )
+        )
+        client = httpx.AsyncClient(
+            transport=transport,
+            headers={"user-agent": f"claude-gateway/{__version__}", "accept-encoding": "identity"},
+            follow_redirects=False,
+        )
+        app.ctx.runtime = Runtime(LiveConfig(app.ctx.initial, settings.discovery.reason), client)
+
+    @app.after_server_stop
+    async def _stop(app: Sanic) -> None:
+        runtime = getattr(app.ctx, "runtime", None)
+        if runtime is not None:
+            await runtime.close()
+
+    return app
+
+
+def describe_routes(ruleset: RuleSet) -> list[str]:
+    """``haiku [claude-haiku-*, glm-4.7] -> zai (glm-4.7), anthropic`` lines for the startup log."""
+    lines = []
+    for route in ruleset.routes:
+        targets = ", ".join(
+            t.provider.name + (f" ({t.model})" if t.model is not None else "") for t in route.to
+        )
+        lines.append(f"{route.name} [{', '.join(route.match)}] -> {targets}")
+    return lines

@@ -1,0 +1,90 @@
+"""The HTTP endpoints: /v1/messages, /v1/messages/count_tokens, /v1/models, /health.
+
+Each request takes the worker's current rules once, at entry (``live.current``), and keeps
+them to the end, whatever reloads happen meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+from sanic import Request
+from sanic.response import HTTPResponse, json
+
+from gateway.catalog import get_model, list_models
+from gateway.errors import GatewayError, NotFound
+from gateway.health import health_report
+from gateway.proxy import Exchange
+from gateway.runtime import Runtime
+from gateway.transforms import parse_body
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.ctx.runtime
+    return runtime
+
+
+def _path(request: Request) -> str:
+    # The query string is kept: Claude Code calls /v1/messages?beta=true.
+    query = request.query_string
+    return f"{request.path}?{query}" if query else request.path
+
+
+async def _forward(request: Request, endpoint: str) -> HTTPResponse | None:
+    runtime = _runtime(request)
+    exchange = Exchange(uuid.uuid4().hex[:16], endpoint, client=request.client_ip)
+    request.ctx.exchange = exchange
+    try:
+        ruleset = runtime.live.current.ruleset  # once: this request's rules, to the end
+        body = parse_body(request.body)
+        exchange.model = body.model
+        exchange.stream = body.stream
+        route = ruleset.resolve(body.model)
+        if route is None:
+            raise NotFound(
+                f"model '{body.model}' matches no route (routes: {', '.join(ruleset.route_names)}); "
+                "add a [[route]] whose match covers it, or a catch-all match = \"*\""
+            )
+        exchange.route = route.name
+        return await runtime.proxy.forward(request, route, body, exchange, _path(request))
+    except GatewayError as exc:
+        exchange.status, exchange.error = exc.status, exc.message
+        raise
+    except asyncio.CancelledError:
+        exchange.status, exchange.error = 499, "the client went away"
+        raise
+    except Exception as exc:
+        exchange.status, exchange.error = 500, f"{exc.__class__.__name__}: {exc}"
+        raise
+    finally:
+        runtime.finished(exchange)
+
+
+async def messages(request: Request) -> HTTPResponse | None:
+    """POST /v1/messages: route by model, forward, stream back."""
+    return await _forward(request, "messages")
+
+
+async def count_tokens(request: Request) -> HTTPResponse | None:
+    """POST /v1/messages/count_tokens: per the target provider's count_tokens policy."""
+    return await _forward(request, "count_tokens")
+
+
+async def models(request: Request) -> HTTPResponse:
+    """GET /v1/models: the model names the routes take."""
+    current = _runtime(request).live.current
+    return json(list_models(current.ruleset, current.loaded_at, dict(request.args)))
+
+
+async def model(request: Request, model_id: str) -> HTTPResponse:
+    """GET /v1/models/{id}."""
+    current = _runtime(request).live.current
+    return json(get_model(current.ruleset, current.loaded_at, model_id))
+
+
+async def health(request: Request) -> HTTPResponse:
+    """GET /health: config source and generation, providers, routes, tiers, last reload error."""
+    runtime = _runtime(request)
+    return json(health_report(runtime.live, runtime.credentials, runtime.health, os.environ))

@@ -1,0 +1,120 @@
+"""``GET /health``: what this worker serves, where Haiku, Sonnet and Opus go, and what is wrong.
+
+Never a secret: key sources are described (``env ZAI_API_KEY``, ``value sk-...abcd``) and
+credentials are only said to be available or not.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from gateway import __version__
+from gateway.credentials import CredentialResolver
+from gateway.resilience import ProviderHealth
+from gateway.state import LiveConfig
+from rules.model import RuleSet
+
+# The names Claude Code sends for its three tiers today, unless ANTHROPIC_DEFAULT_*_MODEL is set.
+CANONICAL_TIERS = {
+    "haiku": "claude-haiku-5-5",
+    "sonnet": "claude-sonnet-5-5",
+    "opus": "claude-opus-5-5",
+}
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+def resolve_view(ruleset: RuleSet, model: str) -> dict[str, Any]:
+    """Where one model name goes: route and targets."""
+    route = ruleset.resolve(model)
+    if route is None:
+        return {"model": model, "route": None, "error": "no route matches"}
+    return {
+        "model": model,
+        "route": route.name,
+        "targets": [
+            {"provider": t.provider.name, "upstream_model": t.upstream_model(model)} for t in route.to
+        ],
+    }
+
+
+def tiers_view(ruleset: RuleSet, env: Mapping[str, str]) -> dict[str, Any]:
+    """Haiku, Sonnet and Opus: the canonical names and any ANTHROPIC_DEFAULT_*_MODEL override."""
+    out: dict[str, Any] = {}
+    for tier, canonical in CANONICAL_TIERS.items():
+        view = resolve_view(ruleset, canonical)
+        override = env.get(f"ANTHROPIC_DEFAULT_{tier.upper()}_MODEL")
+        if override:
+            view["override"] = {"env": f"ANTHROPIC_DEFAULT_{tier.upper()}_MODEL", **resolve_view(ruleset, override)}
+        out[tier] = view
+    return out
+
+
+def health_report(
+    live: LiveConfig,
+    credentials: CredentialResolver,
+    provider_health: ProviderHealth,
+    env: Mapping[str, str] | None = None,
+    *,
+    details: bool = True,
+) -> dict[str, Any]:
+    """The /health document. ``details=False`` leaves out providers, routes and tiers."""
+    env = os.environ if env is None else env
+    current = live.current
+    ruleset = current.ruleset
+    source = ruleset.source
+    failure = live.last_error
+    report: dict[str, Any] = {
+        "status": "ok" if failure is None else "degraded",
+        "version": __version__,
+        "pid": os.getpid(),
+        "config": {
+            "source": source.kind,
+            "reason": current.reason,
+            "path": source.path,
+            "sha256": source.sha256,
+            "loaded_at": _iso(current.loaded_at),
+            "generation": current.generation,
+            "warnings": [w.render() for w in ruleset.warnings],
+            "last_error": None
+            if failure is None
+            else {
+                "message": failure.message,
+                "file": failure.file,
+                "line": failure.line,
+                "path": failure.path,
+                "at": _iso(failure.at),
+            },
+        },
+    }
+    if not details:
+        return report
+    providers: dict[str, Any] = {}
+    for name, provider in ruleset.providers.items():
+        sources = credentials.availability(provider)
+        flags = [s["available"] for s in sources]
+        providers[name] = {
+            "base_url": provider.base_url,
+            "key": sources,
+            # True: a configured source has a credential now; None: only the client's own can serve.
+            "credential_available": True if True in flags else (None if None in flags else False),
+            "policy": provider.policy(),
+            "timeout_s": provider.timeout_s,
+        }
+    report["providers"] = providers
+    report["routes"] = [
+        {
+            "name": r.name,
+            "match": list(r.match),
+            "to": [{"provider": t.provider.name, "model": t.model} for t in r.to],
+            "fallback_on": sorted(r.fallback_on),
+        }
+        for r in ruleset.routes
+    ]
+    report["tiers"] = tiers_view(ruleset, env)
+    report["resilience"] = provider_health.snapshot()
+    return report

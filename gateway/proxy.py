@@ -1,0 +1,317 @@
+"""Send a request along its route: try the targets in order, stream the answer back.
+
+For each target: its credential, its body (rewrites only when needed), its headers, one
+upstream request. A target that fails before any byte reached the client (connect error,
+timeout before the response head, a status in the route's ``fallback_on``, no credential)
+hands over to the next target. Once the client has bytes, the answer is committed: a stream
+that breaks later ends with an SSE ``error`` event, never a silent cut.
+
+Bytes are relayed as they arrive (``aiter_raw`` -> ``response.send``); the stream observer
+reads them only after they were sent. When the client goes away, Sanic cancels the handler
+task and the ``finally`` blocks close the upstream response at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import aiohttp
+import httpx
+from sanic import Request
+from sanic.response import HTTPResponse
+
+from gateway.credentials import CredentialResolver
+from gateway.errors import (
+    AuthenticationFailed,
+    GatewayError,
+    NotSupported,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+    sse_error_event,
+)
+from gateway.forwarding import downstream_headers, upstream_headers
+from gateway.resilience import ProviderHealth
+from gateway.signatures import SignatureStore
+from gateway.sse import StreamObserver, observe_message
+from gateway.transforms import RequestBody, body_for_target
+from rules.model import Provider, Route, Target
+
+# Bodies of upstream error answers we drop to fall back are read for the log, never more than this.
+_ERROR_BODY_LIMIT = 64 * 1024
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One try of one target."""
+
+    provider: str
+    model: str
+    outcome: str  # "ok", "status", "connect", "timeout", "read", "credential", "skipped", "policy"
+    status: int | None = None
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class Exchange:
+    """What happened to one client request, for the request log, metrics and tests."""
+
+    request_id: str
+    endpoint: str  # "messages" or "count_tokens"
+    client: str = ""
+    model: str = ""
+    route: str | None = None
+    stream: bool = False
+    attempts: list[Attempt] = field(default_factory=list)
+    status: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    ttfb: float | None = None  # seconds from arrival to the first byte sent to the client
+    finished: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    error: str | None = None  # set when the gateway answered with an error or ended a stream with one
+
+    @property
+    def used(self) -> Attempt | None:
+        """The attempt whose answer the client got."""
+        for attempt in reversed(self.attempts):
+            if attempt.outcome in ("ok", "status"):
+                return attempt
+        return None
+
+
+class _Failure(Exception):
+    """An attempt that failed before the client saw a byte; the next target may take over."""
+
+    def __init__(self, outcome: str, detail: str) -> None:
+        super().__init__(detail)
+        self.outcome = outcome
+        self.detail = detail
+
+
+def _network_failure(exc: Exception, provider: Provider) -> _Failure:
+    """Name what went wrong talking to the upstream, in words a user can act on.
+
+    httpx-aiohttp maps aiohttp's errors loosely (a refused connection arrives as
+    ConnectTimeout), so the aiohttp cause decides.
+    """
+    cause = exc.__cause__ or exc
+    where = provider.base_url
+    if isinstance(cause, aiohttp.ClientConnectorError):
+        reason = cause.os_error.strerror if cause.os_error and cause.os_error.strerror else str(cause)
+        return _Failure("connect", f"cannot connect to {where}: {reason}")
+    if isinstance(cause, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)) or (
+        isinstance(exc, httpx.TimeoutException) and not isinstance(cause, aiohttp.ClientError)
+    ):
+        if isinstance(exc, httpx.ConnectTimeout) and "Connection timeout" in str(cause):
+            return _Failure("timeout", f"connecting to {where} timed out after {provider.connect_timeout_s:g} s")
+        return _Failure("timeout", f"{where} sent nothing for {provider.timeout_s:g} s")
+    if isinstance(cause, aiohttp.ServerDisconnectedError):
+        return _Failure("read", f"{where} closed the connection without answering")
+    return _Failure("read", f"{where}: {cause.__class__.__name__}: {cause}")
+
+
+class Proxy:
+    """Forwards requests for one worker: shared HTTP client, credentials, signatures, health."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        credentials: CredentialResolver,
+        signatures: SignatureStore,
+        health: ProviderHealth,
+    ) -> None:
+        self.client = client
+        self.credentials = credentials
+        self.signatures = signatures
+        self.health = health
+        self._timeouts: dict[tuple[float, float], httpx.Timeout] = {}
+
+    def _timeout(self, provider: Provider) -> httpx.Timeout:
+        key = (provider.timeout_s, provider.connect_timeout_s)
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            # read: the longest silence allowed, before the head and between bytes.
+            timeout = httpx.Timeout(
+                connect=provider.connect_timeout_s,
+                read=provider.timeout_s,
+                write=provider.timeout_s,
+                pool=provider.connect_timeout_s,
+            )
+            self._timeouts[key] = timeout
+        return timeout
+
+    async def forward(
+        self,
+        request: Request,
+        route: Route,
+        body: RequestBody,
+        exchange: Exchange,
+        path: str,
+    ) -> HTTPResponse | None:
+        """Answer ``request`` from the first target of ``route`` that takes it."""
+        client_headers: Mapping[str, str] = request.headers
+        upstream_error: tuple[int, bytes, dict[str, str]] | None = None
+        gateway_errors: list[GatewayError] = []
+        targets = route.to
+        last_index = len(targets) - 1
+        for index, target in enumerate(targets):
+            provider = target.provider
+            model = target.upstream_model(body.model)
+            if self.health.skip(provider.name, last=index == last_index):
+                exchange.attempts.append(Attempt(provider.name, model, "skipped", detail="cooling down"))
+                continue
+            if exchange.endpoint == "count_tokens":
+                self._count_tokens_policy(target, body)
+            try:
+                credential = self.credentials.resolve(provider, client_headers)
+            except AuthenticationFailed as exc:
+                exchange.attempts.append(Attempt(provider.name, model, "credential", detail=exc.message))
+                gateway_errors.append(exc)
+                continue
+            content = body_for_target(body, target, self.signatures)
+            headers = upstream_headers(client_headers.items(), provider, credential)
+            upstream = self.client.build_request(
+                "POST", provider.base_url + path, headers=headers, content=content,
+                timeout=self._timeout(provider),
+            )
+            try:
+                response = await self.client.send(upstream, stream=True)
+            except httpx.HTTPError as exc:
+                failure = _network_failure(exc, provider)
+                if failure.outcome == "connect":
+                    self.health.on_connect_error(provider.name)
+                exchange.attempts.append(Attempt(provider.name, model, failure.outcome, detail=failure.detail))
+                gateway_errors.append(_gateway_error(failure, provider))
+                continue
+            status = response.status_code
+            self.health.on_status(provider.name, status, response.headers)
+            if status in route.fallback_on and index < last_index:
+                try:
+                    data = await _read_limited(response)
+                except httpx.HTTPError:
+                    data = b""
+                finally:
+                    await response.aclose()
+                upstream_error = (status, data, downstream_headers(response.headers.multi_items()))
+                exchange.attempts.append(Attempt(provider.name, model, "status", status))
+                continue
+            if not _is_event_stream(response):
+                # Whole answer read before the client sees a byte: a failure here may still fall back.
+                try:
+                    data = await response.aread()
+                except httpx.HTTPError as exc:
+                    failure = _network_failure(exc, provider)
+                    exchange.attempts.append(Attempt(provider.name, model, failure.outcome, detail=failure.detail))
+                    gateway_errors.append(_gateway_error(failure, provider))
+                    continue
+                finally:
+                    await response.aclose()
+                exchange.attempts.append(Attempt(provider.name, model, "ok" if status < 400 else "status", status))
+                return self._whole(response, data, provider, exchange)
+            exchange.attempts.append(Attempt(provider.name, model, "ok" if status < 400 else "status", status))
+            await self._stream(request, response, provider, exchange)
+            return None
+
+        if upstream_error is not None:
+            # The client gets the last upstream answer unchanged (status, body, retry-after...).
+            status, data, headers = upstream_error
+            exchange.status = status
+            return HTTPResponse(data, status=status, headers=headers, content_type=None)
+        raise _combined(gateway_errors, exchange)
+
+    def _count_tokens_policy(self, target: Target, body: RequestBody) -> None:
+        policy = target.provider.count_tokens
+        if policy.mode == "forward":
+            return
+        name = target.provider.name
+        if policy.mode == "reject":
+            raise NotSupported(
+                f"count_tokens is not offered for model '{body.model}' by provider '{name}' "
+                f"(routes.toml: count_tokens = \"reject\"); clients such as Claude Code fall back "
+                "to their own estimate"
+            )
+        raise NotSupported(
+            f"count_tokens mode '{policy.describe()}' of provider '{name}' is not available in this "
+            "version of the gateway; use count_tokens = \"forward\" or \"reject\""
+        )
+
+    def _whole(self, response: httpx.Response, data: bytes, provider: Provider, exchange: Exchange) -> HTTPResponse:
+        status = response.status_code
+        exchange.status = status
+        exchange.ttfb = time.perf_counter() - exchange.started
+        if status < 300 and exchange.endpoint == "messages":
+            name = provider.name
+            seen = observe_message(data, lambda sig: self.signatures.record(sig, name))
+            exchange.input_tokens, exchange.output_tokens = seen.input_tokens, seen.output_tokens
+        headers = downstream_headers(response.headers.multi_items())
+        return HTTPResponse(data, status=status, headers=headers, content_type=None)
+
+    async def _stream(self, request: Request, response: httpx.Response, provider: Provider, exchange: Exchange) -> None:
+        name = provider.name
+        record = self.signatures.record
+        observer = StreamObserver(lambda sig: record(sig, name))
+        exchange.status = response.status_code
+        exchange.stream = True
+        error: str | None = None
+        try:
+            out = await request.respond(
+                status=response.status_code, headers=downstream_headers(response.headers.multi_items())
+            )
+            first = True
+            try:
+                async for chunk in response.aiter_raw():
+                    await out.send(chunk)
+                    if first:
+                        exchange.ttfb = time.perf_counter() - exchange.started
+                        first = False
+                    observer.feed(chunk)
+            except httpx.HTTPError as exc:
+                error = _network_failure(exc, provider).detail
+        finally:
+            await response.aclose()
+        observer.finish()
+        exchange.input_tokens, exchange.output_tokens = observer.input_tokens, observer.output_tokens
+        if error is None and response.status_code == 200 and not (observer.saw_message_stop or observer.saw_error):
+            error = "the stream ended before message_stop"
+        if error is not None:
+            exchange.error = error
+            if not observer.at_boundary:
+                await out.send(b"\n\n")  # end the partial event so ours parses on its own
+            await out.send(sse_error_event("api_error", f"provider '{name}' broke off the stream: {error}"))
+        await out.eof()
+
+
+def _is_event_stream(response: httpx.Response) -> bool:
+    return response.headers.get("content-type", "").startswith("text/event-stream")
+
+
+async def _read_limited(response: httpx.Response) -> bytes:
+    data = bytearray()
+    async for chunk in response.aiter_raw():
+        data += chunk
+        if len(data) >= _ERROR_BODY_LIMIT:
+            break
+    return bytes(data)
+
+
+def _gateway_error(failure: _Failure, provider: Provider) -> GatewayError:
+    if failure.outcome == "timeout":
+        return UpstreamTimeout(f"provider '{provider.name}' timed out: {failure.detail}")
+    return UpstreamUnreachable(f"provider '{provider.name}' is unreachable: {failure.detail}")
+
+
+def _combined(errors: list[GatewayError], exchange: Exchange) -> GatewayError:
+    """One error for a request no target could take, naming every target tried."""
+    if not errors:
+        skipped = ", ".join(a.provider for a in exchange.attempts)
+        return UpstreamUnreachable(f"every provider of this route is cooling down ({skipped}); try again shortly")
+    if len(errors) == 1:
+        return errors[0]
+    message = "no provider could take the request: " + "; ".join(e.message for e in errors)
+    if all(isinstance(e, AuthenticationFailed) for e in errors):
+        return AuthenticationFailed(message)
+    last_network = next((e for e in reversed(errors) if not isinstance(e, AuthenticationFailed)), errors[-1])
+    return type(last_network)(message)

@@ -1,0 +1,35 @@
+"""Everything one worker process needs to serve: its rules, HTTP client, credentials, memories."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import httpx
+
+from gateway.credentials import CredentialResolver
+from gateway.proxy import Exchange, Proxy
+from gateway.resilience import ProviderHealth
+from gateway.signatures import SignatureStore
+from gateway.state import LiveConfig
+
+log = logging.getLogger("gateway")
+
+
+class Runtime:
+    """The per-worker state, created when the worker starts and closed when it stops."""
+
+    def __init__(self, live: LiveConfig, client: httpx.AsyncClient) -> None:
+        self.live = live
+        self.client = client
+        self.credentials = CredentialResolver()
+        self.signatures = SignatureStore()
+        self.health = ProviderHealth()
+        self.proxy = Proxy(client, self.credentials, self.signatures, self.health)
+
+    def finished(self, exchange: Exchange) -> None:
+        """Called once per request when the handler ends (also on errors and disconnects)."""
+        exchange.finished = time.perf_counter()
+
+    async def close(self) -> None:
+        await self.client.aclose()

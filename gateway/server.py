@@ -1,0 +1,99 @@
+"""``gateway serve``: find and check the config, then run the Sanic workers.
+
+The main process validates the config before any worker starts, so an invalid file is fatal
+at once (exit 1, with ``file:line: path: message``) instead of a crash loop of workers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from gateway import __version__
+from gateway.logs import setup_logging
+from rules.discover import discover, load_discovered
+from rules.errors import ConfigError
+
+log = logging.getLogger("gateway")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8082
+
+
+@dataclass
+class ServeOptions:
+    """The command line of ``gateway serve``; None means "not given"."""
+
+    config: str | None = None
+    host: str | None = None
+    port: int | None = None
+    workers: int = 1
+    log_level: str = "info"
+    log_format: str = "text"
+    log_file: str | None = None
+    watch: bool = True
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost: nobody else on the network can reach it."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(options: ServeOptions) -> int:
+    """Run the gateway until interrupted. Returns the process exit code."""
+    from sanic import Sanic
+    from sanic.worker.loader import AppLoader
+
+    from gateway.app import WorkerSettings, create_app, describe_routes
+
+    setup_logging(options.log_level, options.log_format)
+    try:
+        discovery = discover(options.config, os.environ, Path.cwd())
+        ruleset = load_discovered(discovery, os.environ)
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        print("Error: the config is invalid; the gateway did not start", file=sys.stderr)
+        return 1
+    host = options.host or ruleset.server.host or DEFAULT_HOST
+    port = options.port or ruleset.server.port or DEFAULT_PORT
+
+    log.info("gateway %s on http://%s:%d (%d worker%s)", __version__, host, port,
+             options.workers, "" if options.workers == 1 else "s")
+    log.info("config: %s", discovery.reason)
+    for warning in ruleset.warnings:
+        log.warning("config: %s", warning.render())
+    for line in describe_routes(ruleset):
+        log.info("route %s", line)
+    if not is_loopback(host) and not ruleset.server.client_keys:
+        log.warning(
+            "listening on %s without server.client_keys: anyone who can reach this port can use "
+            "the configured providers; set client_keys in routes.toml (see examples/lan.toml)", host
+        )
+
+    settings = WorkerSettings(discovery, host, port, options.log_level, options.log_format, options.watch)
+    loader = AppLoader(factory=partial(create_app, settings))
+    app = loader.load()
+    single = options.workers == 1
+    app.prepare(
+        host=host,
+        port=port,
+        workers=options.workers,
+        single_process=single,
+        access_log=False,
+        motd=False,
+    )
+    if single:
+        Sanic.serve_single(primary=app)
+    else:
+        Sanic.serve(primary=app, app_loader=loader)
+    return 0
