@@ -30,6 +30,7 @@ from gateway.errors import GatewayError, error_body
 from gateway.logs import setup_logging
 from gateway.runtime import Runtime
 from gateway.state import LiveConfig
+from gateway.watch import watch_config
 from rules.discover import Discovery, load_discovered
 from rules.model import RuleSet
 
@@ -139,7 +140,10 @@ def create_app(settings: WorkerSettings) -> Sanic:
             headers={"user-agent": f"claude-gateway/{__version__}", "accept-encoding": "identity"},
             follow_redirects=False,
         )
-        app.ctx.runtime = Runtime(LiveConfig(app.ctx.initial, settings.discovery.reason), client)
+        runtime = Runtime(LiveConfig(app.ctx.initial, settings.discovery.reason), client)
+        app.ctx.runtime = runtime
+        if settings.watch:
+            app.add_task(watch_config(app, runtime, settings), name="config-watcher")
 
     @app.after_server_stop
     async def _stop(app: Sanic) -> None:

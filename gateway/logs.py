@@ -43,3 +43,5 @@ def setup_logging(level: str = "info", fmt: str = "text") -> None:
     quiet = logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
     for name in ("sanic.root", "sanic.server", "sanic.access", "sanic.websockets"):
         logging.getLogger(name).setLevel(quiet)
+    # httpx logs every request at INFO: noise, and formatting work on the hot path.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -100,7 +100,13 @@ def _network_failure(exc: Exception, provider: Provider) -> _Failure:
     cause = exc.__cause__ or exc
     where = provider.base_url
     if isinstance(cause, aiohttp.ClientConnectorError):
-        reason = cause.os_error.strerror if cause.os_error and cause.os_error.strerror else str(cause)
+        os_error = cause.os_error
+        if isinstance(os_error, ConnectionRefusedError):
+            reason = "connection refused"
+        elif isinstance(cause, aiohttp.ClientConnectorDNSError):
+            reason = f"cannot resolve host {cause.host!r}"
+        else:
+            reason = os_error.strerror or str(os_error) if os_error else str(cause)
         return _Failure("connect", f"cannot connect to {where}: {reason}")
     if isinstance(cause, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)) or (
         isinstance(exc, httpx.TimeoutException) and not isinstance(cause, aiohttp.ClientError)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Callable
 
 import httpx
 
@@ -26,10 +27,17 @@ class Runtime:
         self.signatures = SignatureStore()
         self.health = ProviderHealth()
         self.proxy = Proxy(client, self.credentials, self.signatures, self.health)
+        # Called with every finished Exchange: the request log, metrics, usage stats.
+        self.exchange_listeners: list[Callable[[Exchange], None]] = []
 
     def finished(self, exchange: Exchange) -> None:
         """Called once per request when the handler ends (also on errors and disconnects)."""
         exchange.finished = time.perf_counter()
+        for listener in self.exchange_listeners:
+            try:
+                listener(exchange)
+            except Exception:  # a broken listener must never break serving
+                log.exception("exchange listener %r failed", listener)
 
     async def close(self) -> None:
         await self.client.aclose()
