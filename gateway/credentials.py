@@ -11,6 +11,7 @@ or inode changes (one ``stat`` per request), so a ``claude`` re-login applies at
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -34,6 +35,8 @@ class Credential:
     # token), False removes it (an API key does not go with it), None leaves the client's
     # betas as they are (the client's own credentials, passed through).
     oauth_beta: bool | None
+    # Names the credential without revealing it: cooldowns are kept per credential.
+    fingerprint: str = ""
 
 
 class KeyUnavailable(Exception):
@@ -107,6 +110,11 @@ def _client_credentials(headers: Mapping[str, str]) -> tuple[str | None, str | N
     return headers.get("x-api-key") or None, headers.get("authorization") or None
 
 
+def _client_fingerprint(api_key: str | None, authorization: str | None) -> str:
+    digest = hashlib.blake2b(f"{api_key}\0{authorization}".encode(), digest_size=6).hexdigest()
+    return f"client#{digest}"
+
+
 def _bearer_token(authorization: str) -> str:
     scheme, _, token = authorization.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else authorization
@@ -158,9 +166,9 @@ class CredentialResolver:
                 sent.append(("x-api-key", api_key))
             if authorization is not None:
                 sent.append(("authorization", authorization))
-            return Credential(tuple(sent), source, None)
+            return Credential(tuple(sent), source, None, _client_fingerprint(api_key, authorization))
         secret = api_key if api_key is not None else _bearer_token(authorization or "")
-        return Credential(_in_form(secret, provider.auth), source, None)
+        return Credential(_in_form(secret, provider.auth), source, None, _client_fingerprint(api_key, authorization))
 
     def resolve(self, provider: Provider, client: Mapping[str, str]) -> Credential:
         """The first credential the provider's chain yields; AuthenticationFailed names each source tried."""

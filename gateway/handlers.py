@@ -87,4 +87,6 @@ async def model(request: Request, model_id: str) -> HTTPResponse:
 async def health(request: Request) -> HTTPResponse:
     """GET /health: config source and generation, providers, routes, tiers, last reload error."""
     runtime = _runtime(request)
-    return json(health_report(runtime.live, runtime.credentials, runtime.health, os.environ))
+    return json(
+        health_report(runtime.live, runtime.credentials, runtime.health, os.environ, limits=runtime.limits)
+    )

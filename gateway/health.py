@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from gateway import __version__
 from gateway.credentials import CredentialResolver
+from gateway.limits import Limits
 from gateway.resilience import ProviderHealth
 from gateway.state import LiveConfig
 from rules.model import RuleSet
@@ -61,6 +62,7 @@ def health_report(
     env: Mapping[str, str] | None = None,
     *,
     details: bool = True,
+    limits: Limits | None = None,
 ) -> dict[str, Any]:
     """The /health document. ``details=False`` leaves out providers, routes and tiers."""
     env = os.environ if env is None else env
@@ -116,5 +118,5 @@ def health_report(
         for r in ruleset.routes
     ]
     report["tiers"] = tiers_view(ruleset, env)
-    report["resilience"] = provider_health.snapshot()
+    report["resilience"] = {**provider_health.snapshot(), "concurrency": limits.snapshot() if limits else {}}
     return report

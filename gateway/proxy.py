@@ -23,16 +23,18 @@ import httpx
 from sanic import Request
 from sanic.response import HTTPResponse
 
-from gateway.credentials import CredentialResolver
+from gateway.credentials import Credential, CredentialResolver
 from gateway.errors import (
     AuthenticationFailed,
     GatewayError,
     NotSupported,
+    Overloaded,
     UpstreamTimeout,
     UpstreamUnreachable,
     sse_error_event,
 )
 from gateway.forwarding import downstream_headers, upstream_headers
+from gateway.limits import Limits
 from gateway.resilience import ProviderHealth
 from gateway.signatures import SignatureStore
 from gateway.sse import StreamObserver, observe_message
@@ -85,20 +87,38 @@ class Exchange:
 class _Failure(Exception):
     """An attempt that failed before the client saw a byte; the next target may take over."""
 
-    def __init__(self, outcome: str, detail: str) -> None:
+    def __init__(self, outcome: str, detail: str, provider: str, *, connecting: bool = False) -> None:
         super().__init__(detail)
         self.outcome = outcome
         self.detail = detail
+        self.provider = provider
+        self.connecting = connecting  # failed before a connection existed: counts toward the circuit
+
+    @property
+    def error(self) -> GatewayError:
+        """What the client gets when no other target takes the request."""
+        if self.outcome == "timeout":
+            return UpstreamTimeout(f"provider '{self.provider}' timed out: {self.detail}")
+        return UpstreamUnreachable(f"provider '{self.provider}' is unreachable: {self.detail}")
+
+
+class _FellBack(Exception):
+    """An upstream answered with a status in the route's fallback_on; the next target takes over."""
+
+    def __init__(self, answer: tuple[int, bytes, dict[str, str]]) -> None:
+        super().__init__(answer[0])
+        self.answer = answer
 
 
 def _network_failure(exc: Exception, provider: Provider) -> _Failure:
     """Name what went wrong talking to the upstream, in words a user can act on.
 
     httpx-aiohttp maps aiohttp's errors loosely (a refused connection arrives as
-    ConnectTimeout), so the aiohttp cause decides.
+    ConnectTimeout, a read timeout too), so the aiohttp cause decides.
     """
     cause = exc.__cause__ or exc
     where = provider.base_url
+    name = provider.name
     if isinstance(cause, aiohttp.ClientConnectorError):
         os_error = cause.os_error
         if isinstance(os_error, ConnectionRefusedError):
@@ -106,17 +126,20 @@ def _network_failure(exc: Exception, provider: Provider) -> _Failure:
         elif isinstance(cause, aiohttp.ClientConnectorDNSError):
             reason = f"cannot resolve host {cause.host!r}"
         else:
-            reason = os_error.strerror or str(os_error) if os_error else str(cause)
-        return _Failure("connect", f"cannot connect to {where}: {reason}")
+            reason = (os_error.strerror or str(os_error)) if os_error else str(cause)
+        return _Failure("connect", f"cannot connect to {where}: {reason}", name, connecting=True)
+    if isinstance(cause, aiohttp.ConnectionTimeoutError) or isinstance(exc, httpx.PoolTimeout):
+        detail = f"connecting to {where} timed out after {provider.connect_timeout_s:g} s"
+        return _Failure("timeout", detail, name, connecting=True)
     if isinstance(cause, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)) or (
         isinstance(exc, httpx.TimeoutException) and not isinstance(cause, aiohttp.ClientError)
     ):
-        if isinstance(exc, httpx.ConnectTimeout) and "Connection timeout" in str(cause):
-            return _Failure("timeout", f"connecting to {where} timed out after {provider.connect_timeout_s:g} s")
-        return _Failure("timeout", f"{where} sent nothing for {provider.timeout_s:g} s")
+        return _Failure("timeout", f"{where} sent nothing for {provider.timeout_s:g} s", name)
     if isinstance(cause, aiohttp.ServerDisconnectedError):
-        return _Failure("read", f"{where} closed the connection without answering")
-    return _Failure("read", f"{where}: {cause.__class__.__name__}: {cause}")
+        return _Failure("read", f"{where} closed the connection without answering", name)
+    if isinstance(cause, aiohttp.ClientPayloadError):
+        return _Failure("read", f"{where} broke off its answer ({cause})", name)
+    return _Failure("read", f"{where}: {cause.__class__.__name__}: {cause}", name)
 
 
 class Proxy:
@@ -128,11 +151,13 @@ class Proxy:
         credentials: CredentialResolver,
         signatures: SignatureStore,
         health: ProviderHealth,
+        limits: Limits | None = None,
     ) -> None:
         self.client = client
         self.credentials = credentials
         self.signatures = signatures
         self.health = health
+        self.limits = limits if limits is not None else Limits()
         self._timeouts: dict[tuple[float, float], httpx.Timeout] = {}
 
     def _timeout(self, provider: Provider) -> httpx.Timeout:
@@ -166,9 +191,6 @@ class Proxy:
         for index, target in enumerate(targets):
             provider = target.provider
             model = target.upstream_model(body.model)
-            if self.health.skip(provider.name, last=index == last_index):
-                exchange.attempts.append(Attempt(provider.name, model, "skipped", detail="cooling down"))
-                continue
             if exchange.endpoint == "count_tokens":
                 self._count_tokens_policy(target, body)
             try:
@@ -177,49 +199,31 @@ class Proxy:
                 exchange.attempts.append(Attempt(provider.name, model, "credential", detail=exc.message))
                 gateway_errors.append(exc)
                 continue
-            content = body_for_target(body, target, self.signatures)
-            headers = upstream_headers(client_headers.items(), provider, credential)
-            upstream = self.client.build_request(
-                "POST", provider.base_url + path, headers=headers, content=content,
-                timeout=self._timeout(provider),
-            )
-            try:
-                response = await self.client.send(upstream, stream=True)
-            except httpx.HTTPError as exc:
-                failure = _network_failure(exc, provider)
-                if failure.outcome == "connect":
-                    self.health.on_connect_error(provider.name)
-                exchange.attempts.append(Attempt(provider.name, model, failure.outcome, detail=failure.detail))
-                gateway_errors.append(_gateway_error(failure, provider))
+            if self.health.skip(provider.name, last=index == last_index, credential=credential.fingerprint):
+                exchange.attempts.append(Attempt(provider.name, model, "skipped", detail="cooling down"))
                 continue
-            status = response.status_code
-            self.health.on_status(provider.name, status, response.headers)
-            if status in route.fallback_on and index < last_index:
+            limit = self.limits.for_provider(provider)
+            if limit is not None:
                 try:
-                    data = await _read_limited(response)
-                except httpx.HTTPError:
-                    data = b""
-                finally:
-                    await response.aclose()
-                upstream_error = (status, data, downstream_headers(response.headers.multi_items()))
-                exchange.attempts.append(Attempt(provider.name, model, "status", status))
-                continue
-            if not _is_event_stream(response):
-                # Whole answer read before the client sees a byte: a failure here may still fall back.
-                try:
-                    data = await response.aread()
-                except httpx.HTTPError as exc:
-                    failure = _network_failure(exc, provider)
-                    exchange.attempts.append(Attempt(provider.name, model, failure.outcome, detail=failure.detail))
-                    gateway_errors.append(_gateway_error(failure, provider))
+                    await limit.acquire(provider.name)
+                except Overloaded as exc:
+                    exchange.attempts.append(Attempt(provider.name, model, "overloaded", detail=exc.message))
+                    gateway_errors.append(exc)
                     continue
-                finally:
-                    await response.aclose()
-                exchange.attempts.append(Attempt(provider.name, model, "ok" if status < 400 else "status", status))
-                return self._whole(response, data, provider, exchange)
-            exchange.attempts.append(Attempt(provider.name, model, "ok" if status < 400 else "status", status))
-            await self._stream(request, response, provider, exchange)
-            return None
+            try:
+                result = await self._attempt(
+                    request, route, body, target, credential, exchange, path, index < last_index
+                )
+            except _Failure as failure:
+                gateway_errors.append(failure.error)
+                continue
+            except _FellBack as fell:
+                upstream_error = fell.answer
+                continue
+            finally:
+                if limit is not None:
+                    limit.release()
+            return result
 
         if upstream_error is not None:
             # The client gets the last upstream answer unchanged (status, body, retry-after...).
@@ -227,6 +231,67 @@ class Proxy:
             exchange.status = status
             return HTTPResponse(data, status=status, headers=headers, content_type=None)
         raise _combined(gateway_errors, exchange)
+
+    async def _attempt(
+        self,
+        request: Request,
+        route: Route,
+        body: RequestBody,
+        target: Target,
+        credential: Credential,
+        exchange: Exchange,
+        path: str,
+        can_fall_back: bool,
+    ) -> HTTPResponse | None:
+        """One try of one target. Raises _Failure or _FellBack when the next target should take over."""
+        provider = target.provider
+        name = provider.name
+        model = target.upstream_model(body.model)
+        content = body_for_target(body, target, self.signatures)
+        headers = upstream_headers(request.headers.items(), provider, credential)
+        upstream = self.client.build_request(
+            "POST", provider.base_url + path, headers=headers, content=content, timeout=self._timeout(provider)
+        )
+        try:
+            response = await self.client.send(upstream, stream=True)
+        except httpx.HTTPError as exc:
+            failure = _network_failure(exc, provider)
+            if failure.connecting:
+                self.health.on_connect_error(name)
+            else:
+                self.health.on_probe_abandoned(name)
+            exchange.attempts.append(Attempt(name, model, failure.outcome, detail=failure.detail))
+            raise failure from None
+        except BaseException:
+            self.health.on_probe_abandoned(name)  # the client left while we waited for the head
+            raise
+        status = response.status_code
+        self.health.on_status(name, status, response.headers, credential.fingerprint)
+        if status in route.fallback_on and can_fall_back:
+            try:
+                data = await _read_limited(response)
+            except httpx.HTTPError:
+                data = b""
+            finally:
+                await response.aclose()
+            exchange.attempts.append(Attempt(name, model, "status", status))
+            raise _FellBack((status, data, downstream_headers(response.headers.multi_items())))
+        outcome = "ok" if status < 400 else "status"
+        if _is_event_stream(response):
+            exchange.attempts.append(Attempt(name, model, outcome, status))
+            await self._stream(request, response, provider, exchange)
+            return None
+        # The whole answer is read before the client sees a byte: a failure here may still fall back.
+        try:
+            data = await response.aread()
+        except httpx.HTTPError as exc:
+            failure = _network_failure(exc, provider)
+            exchange.attempts.append(Attempt(name, model, failure.outcome, detail=failure.detail))
+            raise failure from None
+        finally:
+            await response.aclose()
+        exchange.attempts.append(Attempt(name, model, outcome, status))
+        return self._whole(response, data, provider, exchange)
 
     def _count_tokens_policy(self, target: Target, body: RequestBody) -> None:
         policy = target.provider.count_tokens
@@ -301,12 +366,6 @@ async def _read_limited(response: httpx.Response) -> bytes:
         if len(data) >= _ERROR_BODY_LIMIT:
             break
     return bytes(data)
-
-
-def _gateway_error(failure: _Failure, provider: Provider) -> GatewayError:
-    if failure.outcome == "timeout":
-        return UpstreamTimeout(f"provider '{provider.name}' timed out: {failure.detail}")
-    return UpstreamUnreachable(f"provider '{provider.name}' is unreachable: {failure.detail}")
 
 
 def _combined(errors: list[GatewayError], exchange: Exchange) -> GatewayError:

@@ -1,26 +1,241 @@
-"""Provider health as seen by this worker: which providers to skip for now.
+"""Provider health as this worker sees it: cooldowns after rate limits, circuits after outages.
 
-(Placeholder interface; cooldowns and circuits arrive with the resilience work.)
+Cooldown: a 429 or 529 that says when to come back (``retry-after``, or the
+``anthropic-ratelimit-*-reset`` headers) puts the provider, for that credential, in cooldown
+until then. A cooling provider is skipped, unless it is the route's last target, so users do
+not wait on a known-limited provider at every request. Cooldowns are per credential: on a LAN
+where each client passes its own login through, one user's exhausted subscription does not
+send everyone else to the fallback.
+
+Circuit: ``CIRCUIT_THRESHOLD`` connect failures in a row open the provider's circuit for a
+short period that doubles on every failed probe (``CIRCUIT_BASE_S`` up to ``CIRCUIT_MAX_S``).
+When the period ends the circuit is half-open: one request probes the provider while others
+skip it; success closes the circuit, failure opens it again for longer.
+
+Entering and leaving both are logged when they happen (a timer logs the end).
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Callable, Mapping
+
+log = logging.getLogger("gateway.resilience")
+
+COOLDOWN_STATUSES = frozenset({429, 529})
+MAX_COOLDOWN_S = 8 * 24 * 3600.0  # a weekly limit plus slack; anything longer is a bogus header
+CIRCUIT_THRESHOLD = 3
+CIRCUIT_BASE_S = 2.0
+CIRCUIT_MAX_S = 300.0
+
+# Events for metrics: (kind, provider), kind in "cooldown", "cooldown_end", "circuit_open", "circuit_close".
+Listener = Callable[[str, str], None]
+
+
+def _parse_reset(value: str, now: float) -> float | None:
+    """A reset moment as epoch seconds, from seconds-from-now, epoch seconds, RFC 3339 or an HTTP date."""
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        pass
+    else:
+        if number < 0:
+            return None
+        return number if number > 1_000_000_000 else now + number
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def cooldown_until(headers: Mapping[str, str], now: float) -> tuple[float, str] | None:
+    """When a rate-limited provider may be asked again, and which header said so.
+
+    ``retry-after`` is the server's own advice and wins; otherwise the latest of the
+    ``anthropic-ratelimit-*-reset`` moments (every exhausted limit has reset by then).
+    """
+    retry_after = headers.get("retry-after")
+    if retry_after is not None:
+        until = _parse_reset(retry_after, now)
+        if until is not None and until > now:
+            return min(until, now + MAX_COOLDOWN_S), f"retry-after: {retry_after.strip()}"
+    best: tuple[float, str] | None = None
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower.startswith("anthropic-ratelimit-") and lower.endswith("-reset"):
+            until = _parse_reset(value, now)
+            if until is not None and until > now and (best is None or until > best[0]):
+                best = (until, f"{lower}: {value.strip()}")
+    if best is None:
+        return None
+    return min(best[0], now + MAX_COOLDOWN_S), best[1]
+
+
+def _clock(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@dataclass(slots=True)
+class _Cooldown:
+    until: float
+    reason: str
+    status: int
+
+
+@dataclass(slots=True)
+class _Circuit:
+    failures: int = 0  # consecutive connect failures
+    open_until: float = 0.0  # 0: closed
+    period: float = 0.0  # the current open period, doubled on each failed probe
+    probing: bool = False  # half-open, one probe in flight
 
 
 class ProviderHealth:
-    """Tracks failures per provider and says whether a provider should be skipped right now."""
+    """Cooldowns and circuits of one worker. Keys: provider name (+ credential fingerprint for cooldowns)."""
 
-    def skip(self, provider: str, *, last: bool) -> bool:
-        """True when ``provider`` is cooling down and is not the route's last target."""
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._cooldowns: dict[tuple[str, str], _Cooldown] = {}
+        self._circuits: dict[str, _Circuit] = {}
+        self.listeners: list[Listener] = []
+
+    # --- decisions -------------------------------------------------------------------------
+
+    def skip(self, provider: str, *, last: bool, credential: str = "") -> bool:
+        """True when ``provider`` should not be asked now. The route's last target is always asked."""
+        if last or (not self._cooldowns and not self._circuits):
+            return False
+        now = self._clock()
+        cooldown = self._cooldowns.get((provider, credential))
+        if cooldown is not None:
+            if cooldown.until > now:
+                return True
+            self._end_cooldown((provider, credential))
+        circuit = self._circuits.get(provider)
+        if circuit is not None and circuit.open_until:
+            if circuit.open_until > now:
+                return True
+            if circuit.probing:
+                return True  # half-open: someone else is probing
+            circuit.probing = True  # this request is the probe
         return False
 
-    def on_status(self, provider: str, status: int, headers: Mapping[str, str]) -> None:
-        """An upstream answered with ``status`` (any status)."""
+    # --- outcomes ----------------------------------------------------------------------------
+
+    def on_status(self, provider: str, status: int, headers: Mapping[str, str], credential: str = "") -> None:
+        """An upstream answered (any status): the connection works; 429/529 may start a cooldown."""
+        circuit = self._circuits.get(provider)
+        if circuit is not None:
+            self._close_circuit(provider, circuit)
+        if status in COOLDOWN_STATUSES:
+            now = self._clock()
+            found = cooldown_until(headers, now)
+            if found is not None:
+                self._start_cooldown((provider, credential), _Cooldown(found[0], found[1], status), now)
 
     def on_connect_error(self, provider: str) -> None:
-        """An upstream could not be reached."""
+        """An upstream could not be reached (refused, DNS, connect timeout)."""
+        circuit = self._circuits.setdefault(provider, _Circuit())
+        circuit.failures += 1
+        now = self._clock()
+        if circuit.probing or (not circuit.open_until and circuit.failures >= CIRCUIT_THRESHOLD):
+            circuit.period = min(CIRCUIT_MAX_S, circuit.period * 2 if circuit.period else CIRCUIT_BASE_S)
+            circuit.open_until = now + circuit.period
+            circuit.probing = False
+            log.warning(
+                "provider '%s' unreachable %d times in a row: skipped for %g s (until %s), then probed",
+                provider, circuit.failures, circuit.period, _clock(circuit.open_until),
+            )
+            self._emit("circuit_open", provider)
+
+    def on_probe_abandoned(self, provider: str) -> None:
+        """The probe request ended without an answer or connect error (e.g. the client left)."""
+        circuit = self._circuits.get(provider)
+        if circuit is not None:
+            circuit.probing = False
+
+    # --- bookkeeping -------------------------------------------------------------------------
+
+    def _start_cooldown(self, key: tuple[str, str], cooldown: _Cooldown, now: float) -> None:
+        previous = self._cooldowns.get(key)
+        self._cooldowns[key] = cooldown
+        if previous is None or previous.until <= now:
+            log.warning(
+                "provider '%s' answered %d: cooling down until %s (%s); requests go to the next target",
+                key[0], cooldown.status, _clock(cooldown.until), cooldown.reason,
+            )
+            self._emit("cooldown", key[0])
+        self._schedule_end(key, cooldown.until - now)
+
+    def _schedule_end(self, key: tuple[str, str], delay: float) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (unit tests): the end is noticed lazily by skip()
+        loop.call_later(max(delay, 0.0), self._expire, key)
+
+    def _expire(self, key: tuple[str, str]) -> None:
+        cooldown = self._cooldowns.get(key)
+        if cooldown is not None and cooldown.until <= self._clock():
+            self._end_cooldown(key)
+
+    def _end_cooldown(self, key: tuple[str, str]) -> None:
+        if self._cooldowns.pop(key, None) is not None:
+            log.info("provider '%s' cooldown over: asking it again", key[0])
+            self._emit("cooldown_end", key[0])
+
+    def _close_circuit(self, provider: str, circuit: _Circuit) -> None:
+        was_open = bool(circuit.open_until)
+        del self._circuits[provider]
+        if was_open:
+            log.info("provider '%s' answers again: circuit closed", provider)
+            self._emit("circuit_close", provider)
+
+    def _emit(self, kind: str, provider: str) -> None:
+        for listener in self.listeners:
+            try:
+                listener(kind, provider)
+            except Exception:
+                log.exception("resilience listener failed")
 
     def snapshot(self) -> dict[str, object]:
-        """Cooldowns and circuits, for /health."""
-        return {}
+        """Active cooldowns and circuits with their end times, for /health."""
+        now = self._clock()
+        cooldowns = [
+            {
+                "provider": provider,
+                "credential": credential or None,
+                "until": datetime.fromtimestamp(c.until, tz=timezone.utc).isoformat(timespec="seconds"),
+                "seconds_left": round(c.until - now, 1),
+                "status": c.status,
+                "reason": c.reason,
+            }
+            for (provider, credential), c in self._cooldowns.items()
+            if c.until > now
+        ]
+        circuits = [
+            {
+                "provider": provider,
+                "state": "half-open" if c.open_until and c.open_until <= now else ("open" if c.open_until else "closed"),
+                "consecutive_failures": c.failures,
+                "until": datetime.fromtimestamp(c.open_until, tz=timezone.utc).isoformat(timespec="seconds")
+                if c.open_until
+                else None,
+            }
+            for provider, c in self._circuits.items()
+        ]
+        return {"cooldowns": cooldowns, "circuits": circuits}

@@ -9,6 +9,7 @@ from typing import Callable
 import httpx
 
 from gateway.credentials import CredentialResolver
+from gateway.limits import Limits
 from gateway.proxy import Exchange, Proxy
 from gateway.resilience import ProviderHealth
 from gateway.signatures import SignatureStore
@@ -26,7 +27,8 @@ class Runtime:
         self.credentials = CredentialResolver()
         self.signatures = SignatureStore()
         self.health = ProviderHealth()
-        self.proxy = Proxy(client, self.credentials, self.signatures, self.health)
+        self.limits = Limits()
+        self.proxy = Proxy(client, self.credentials, self.signatures, self.health, self.limits)
         # Called with every finished Exchange: the request log, metrics, usage stats.
         self.exchange_listeners: list[Callable[[Exchange], None]] = []
 
