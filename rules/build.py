@@ -1,0 +1,135 @@
+"""A checked routes.toml document -> the immutable RuleSet, every default filled in.
+
+Only called on a document that passed the schema and the semantic checks, so it trusts the
+shapes (a target's provider exists, a key source has exactly one key, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence, cast
+
+from rules.model import (
+    BetaPolicy,
+    ConfigSource,
+    CountTokensPolicy,
+    Defaults,
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_FALLBACK_ON,
+    DEFAULT_MAX_BODY_MB,
+    DEFAULT_TIMEOUT_S,
+    KeyKind,
+    KeySource,
+    Provider,
+    Route,
+    RuleSet,
+    ServerConfig,
+    Target,
+)
+from rules.semantics import route_names
+
+__all__ = ["build_ruleset", "key_source"]
+
+Doc = Mapping[str, Any]
+
+# max_queue when only max_concurrent is given: a short burst waits, a flood gets 529 early.
+QUEUE_PER_SLOT = 4
+
+
+def build_ruleset(doc: Doc, source: ConfigSource) -> RuleSet:
+    """The RuleSet a valid document describes (without warnings: the loader adds those)."""
+    defaults = _defaults(doc.get("defaults", {}))
+    providers = {name: _provider(name, p, defaults) for name, p in doc["providers"].items()}
+    names = route_names(doc)
+    routes = tuple(
+        _route(index, names[index], r, providers, defaults) for index, r in enumerate(doc["route"])
+    )
+    return RuleSet(
+        providers=providers,
+        routes=routes,
+        server=_server(doc.get("server", {})),
+        defaults=defaults,
+        source=source,
+    )
+
+
+def key_source(table: Doc) -> KeySource:
+    """``{ env = "NAME" }`` -> ``KeySource("env", "NAME")``; ``{ oauth_file = true }`` -> ref ""."""
+    ((kind, ref),) = table.items()
+    if kind == "oauth_file":
+        return KeySource("oauth_file", "" if ref is True else ref)
+    if kind == "client":
+        return KeySource("client")
+    return KeySource(cast(KeyKind, kind), ref)
+
+
+def _defaults(table: Doc) -> Defaults:
+    return Defaults(
+        timeout_s=float(table.get("timeout_s", DEFAULT_TIMEOUT_S)),
+        connect_timeout_s=float(table.get("connect_timeout_s", DEFAULT_CONNECT_TIMEOUT_S)),
+        fallback_on=frozenset(table.get("fallback_on", DEFAULT_FALLBACK_ON)),
+    )
+
+
+def _server(table: Doc) -> ServerConfig:
+    return ServerConfig(
+        host=table.get("host"),
+        port=table.get("port"),
+        client_keys=tuple(key_source(k) for k in table.get("client_keys", ())),
+        max_body_mb=float(table.get("max_body_mb", DEFAULT_MAX_BODY_MB)),
+    )
+
+
+def _provider(name: str, table: Doc, defaults: Defaults) -> Provider:
+    key = table["key"]
+    chain: Sequence[Doc] = key if isinstance(key, list) else [key]
+    betas = table.get("betas", "forward")
+    count_tokens = table.get("count_tokens", "forward")
+    max_concurrent = table.get("max_concurrent")
+    max_queue = table.get("max_queue")
+    if max_queue is None and max_concurrent is not None:
+        max_queue = QUEUE_PER_SLOT * max_concurrent
+    return Provider(
+        name=name,
+        base_url=table["base_url"].rstrip("/"),
+        key=tuple(key_source(k) for k in chain),
+        auth=table.get("auth"),
+        betas=(
+            BetaPolicy("allow", frozenset(betas)) if isinstance(betas, list) else BetaPolicy(betas)
+        ),
+        thinking=table.get("thinking", "foreign"),
+        thinking_param=table.get("thinking_param", "keep"),
+        count_tokens=(
+            CountTokensPolicy("via", count_tokens["via"])
+            if isinstance(count_tokens, Mapping)
+            else CountTokensPolicy(count_tokens)
+        ),
+        system_turns=table.get("system_turns", "keep"),
+        tool_choice=table.get("tool_choice", "keep"),
+        drop_fields=tuple(table.get("drop_fields", ())),
+        strip_cache_control=table.get("strip_cache_control", False),
+        headers=tuple(table.get("headers", {}).items()),
+        timeout_s=float(table.get("timeout_s", defaults.timeout_s)),
+        connect_timeout_s=float(table.get("connect_timeout_s", defaults.connect_timeout_s)),
+        max_concurrent=max_concurrent,
+        max_queue=max_queue,
+    )
+
+
+def _route(
+    index: int, name: str, table: Doc, providers: Mapping[str, Provider], defaults: Defaults
+) -> Route:
+    match = table["match"]
+    to = table["to"]
+    targets = (
+        (Target(providers[to]),)
+        if isinstance(to, str)
+        else tuple(Target(providers[t["provider"]], t.get("model")) for t in to)
+    )
+    fallback_on = table.get("fallback_on")
+    return Route(
+        name=name,
+        match=(match,) if isinstance(match, str) else tuple(match),
+        to=targets,
+        fallback_on=defaults.fallback_on if fallback_on is None else frozenset(fallback_on),
+        index=index,
+    )

@@ -1,0 +1,212 @@
+"""The checks a schema cannot express, on a document that already passed the schema.
+
+Each check says what is wrong and how to fix it, at the config path of the culprit. Errors
+make the config unusable; warnings (literal keys, unset variables, unused providers, patterns
+that can never match) are reported by ``gateway validate`` and kept on the RuleSet.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping, Sequence
+from urllib.parse import urlsplit
+
+from rules.locate import ConfigPath
+from rules.matching import Shadowed, is_catch_all
+from rules.redact import redact
+from rules.schema_messages import Finding, did_you_mean, show
+
+__all__ = ["check", "route_names", "shadowing"]
+
+# Set by the gateway from `key` and `auth`, or by the HTTP layer: a config must not fight them.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
+_GATEWAY_HEADERS = frozenset({"x-gateway-key"})
+_TRANSPORT_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+# Without these a Messages request is not one (or, for stream, not the one the client asked).
+_REQUIRED_FIELDS = ("model", "messages", "max_tokens", "stream")
+
+Doc = Mapping[str, Any]
+
+
+def route_names(doc: Doc) -> list[str]:
+    """Each route's name: its own, else ``route[N]``."""
+    return [r.get("name", f"route[{i}]") for i, r in enumerate(doc["route"])]
+
+
+def check(doc: Doc, env: Mapping[str, str] | None) -> list[Finding]:
+    """Every semantic error and warning of a schema-valid document (shadowing aside)."""
+    findings: list[Finding] = []
+    providers: Mapping[str, Doc] = doc["providers"]
+    findings += _provider_findings(providers, env)
+    findings += _client_key_findings(doc.get("server", {}).get("client_keys", []), env)
+    findings += _route_findings(doc, providers)
+    return findings
+
+
+# --- providers ----------------------------------------------------------------------------
+
+def _provider_findings(providers: Mapping[str, Doc], env: Mapping[str, str] | None) -> Iterator[Finding]:
+    for name, provider in providers.items():
+        at: ConfigPath = ("providers", name)
+        yield from _base_url_findings(provider["base_url"], at + ("base_url",))
+        key = provider["key"]
+        chain = key if isinstance(key, list) else [key]
+        for index, source in enumerate(chain):
+            where = at + (("key", index) if isinstance(key, list) else ("key",))
+            yield from _key_source_findings(source, where, env, last=index == len(chain) - 1)
+        for header in provider.get("headers", {}):
+            yield from _header_findings(header, at + ("headers", header))
+        for index, field in enumerate(provider.get("drop_fields", [])):
+            if field in _REQUIRED_FIELDS:
+                yield Finding(
+                    at + ("drop_fields", index),
+                    f"{show(field)} cannot be dropped: every request needs it "
+                    f"({', '.join(_REQUIRED_FIELDS)} stay)",
+                )
+        count_tokens = provider.get("count_tokens")
+        if isinstance(count_tokens, Mapping):
+            via = count_tokens["via"]
+            if via not in providers:
+                yield Finding(at + ("count_tokens", "via"), _unknown_provider(via, providers))
+
+
+def _base_url_findings(url: str, at: ConfigPath) -> Iterator[Finding]:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        yield Finding(at, f"base_url {show(url)} is not a valid URL ({exc})")
+        return
+    del port  # read only to have urlsplit check it
+    if parts.username is not None or parts.password is not None:
+        yield Finding(at, "base_url must not hold a user name or password: credentials come from `key`")
+        # Never echo the secret in the messages that follow.
+        url = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+    elif not parts.hostname:
+        yield Finding(at, f"base_url {show(url)} has no host name")
+    if parts.query:
+        yield Finding(
+            at,
+            f"base_url {show(url)} must not have a query ({show('?' + parts.query)}): "
+            "the gateway appends each request's own path and query",
+        )
+    if parts.fragment:
+        yield Finding(at, f"base_url {show(url)} must not have a fragment ({show('#' + parts.fragment)})")
+
+
+def _key_source_findings(
+    source: Doc, at: ConfigPath, env: Mapping[str, str] | None, *, last: bool = True
+) -> Iterator[Finding]:
+    if "value" in source:
+        yield Finding(
+            at + ("value",),
+            f"the key {redact(source['value'])} is written in the file: anyone who can read it has "
+            'the secret; prefer { env = "NAME" } and set NAME in the environment',
+            "warning",
+        )
+    if "env" in source and env is not None:
+        name = source["env"]
+        state = "is not set" if name not in env else "is empty" if not env[name] else None
+        if state is not None:
+            effect = "this key source yields nothing" + ("" if last else "; the next one in the chain is tried")
+            yield Finding(at + ("env",), f"environment variable {name} {state} ({effect})", "warning")
+
+
+def _client_key_findings(keys: Sequence[Doc], env: Mapping[str, str] | None) -> Iterator[Finding]:
+    for index, source in enumerate(keys):
+        yield from _key_source_findings(source, ("server", "client_keys", index), env)
+
+
+def _header_findings(header: str, at: ConfigPath) -> Iterator[Finding]:
+    lowered = header.lower()
+    if lowered in _CREDENTIAL_HEADERS:
+        yield Finding(at, f"header {show(header)} cannot be set here: credentials come from `key` (and `auth`)")
+    elif lowered in _GATEWAY_HEADERS:
+        yield Finding(at, f"header {show(header)} cannot be set here: it carries the gateway's own client key, never sent upstream")
+    elif lowered in _TRANSPORT_HEADERS:
+        yield Finding(at, f"header {show(header)} cannot be set here: the gateway sets transport headers itself")
+
+
+def _unknown_provider(name: str, providers: Mapping[str, Doc]) -> str:
+    guess = did_you_mean(name, providers)
+    hint = f"did you mean {show(guess)}? " if guess else ""
+    return f"unknown provider {show(name)} ({hint}known: {', '.join(providers)})"
+
+
+# --- routes -------------------------------------------------------------------------------
+
+def _route_findings(doc: Doc, providers: Mapping[str, Doc]) -> Iterator[Finding]:
+    routes: Sequence[Doc] = doc["route"]
+    names = route_names(doc)
+    first_use: dict[str, int] = {}
+    catch_all = catch_all_index(doc)
+    used: set[str] = set()
+    for index, route in enumerate(routes):
+        at: ConfigPath = ("route", index)
+        name = names[index]
+        if name in first_use:
+            yield Finding(
+                at + ("name",),
+                f"duplicate route name {show(name)} (route[{first_use[name]}] has it too; "
+                "route names must be unique)",
+            )
+        first_use.setdefault(name, index)
+        if catch_all is not None and index > catch_all:
+            yield Finding(
+                at + ("match",),
+                f"route {show(name)} can never match: route {show(names[catch_all])} above it "
+                "matches every model with '*'; move this route above that one",
+            )
+
+        to = route["to"]
+        if isinstance(to, str):
+            used.add(to)
+            if to not in providers:
+                yield Finding(at + ("to",), _unknown_provider(to, providers))
+        else:
+            for position, target in enumerate(to):
+                used.add(target["provider"])
+                if target["provider"] not in providers:
+                    yield Finding(at + ("to", position, "provider"), _unknown_provider(target["provider"], providers))
+
+    for name, provider in providers.items():
+        count_tokens = provider.get("count_tokens")
+        if isinstance(count_tokens, Mapping):
+            used.add(count_tokens["via"])
+    for name in providers:
+        if name not in used:
+            yield Finding(("providers", name), f"provider {show(name)} is not used by any route", "warning")
+
+
+def _patterns(route: Doc) -> list[str]:
+    match = route["match"]
+    return [match] if isinstance(match, str) else list(match)
+
+
+def catch_all_index(doc: Doc) -> int | None:
+    """The first route with a ``*`` pattern: every route after it is already an error."""
+    for index, route in enumerate(doc["route"]):
+        if any(is_catch_all(p) for p in _patterns(route)):
+            return index
+    return None
+
+
+def shadowing(doc: Doc, shadowed: Sequence[Shadowed]) -> list[Finding]:
+    """Warnings for patterns earlier patterns cover (``find_shadowed``'s answer), worded."""
+    names = route_names(doc)
+    last = catch_all_index(doc)
+    findings: list[Finding] = []
+    for s in shadowed:
+        if last is not None and s.route > last:
+            continue  # "can never match" is already an error for the whole route
+        match = doc["route"][s.route]["match"]
+        at: ConfigPath = ("route", s.route, "match") + ((s.position,) if isinstance(match, list) else ())
+        covering = [
+            show(p) + (" earlier in this list" if r == s.route else f" of route {show(names[r])}")
+            for r, p in s.covered_by
+        ]
+        if len(covering) == 1:
+            said = f"{covering[0]} takes every name it matches first"
+        else:
+            said = ", ".join(covering[:-1]) + f" and {covering[-1]} take every name it matches first"
+        findings.append(Finding(at, f"pattern {show(s.pattern)} can never match: {said}", "warning"))
+    return findings
