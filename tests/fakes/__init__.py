@@ -1,0 +1,53 @@
+"""Test doubles for the gateway's end-to-end tests: fake upstreams, sockets, a gateway process.
+
+Import as `from fakes import FakeUpstream, Reply, Error` (tests/conftest.py puts tests/ on
+sys.path). Public names are re-exported here; the modules hold the details.
+"""
+
+from __future__ import annotations
+
+from .behaviours import (
+    Behaviour,
+    Drop,
+    Error,
+    Handler,
+    Hang,
+    RedactedThinking,
+    Reply,
+    Text,
+    Thinking,
+    ToolUse,
+    thinking_reply,
+    tool_use_reply,
+)
+from .records import ConnectionRecord, RecordedRequest
+from .signing import Signer
+from .sockets import BlackHole, closed_port, free_port
+from .upstream import COUNT_TOKENS, MESSAGES, MODELS, FakeUpstream
+from .wire import parse_sse
+
+__all__ = [
+    "COUNT_TOKENS",
+    "MESSAGES",
+    "MODELS",
+    "Behaviour",
+    "BlackHole",
+    "ConnectionRecord",
+    "Drop",
+    "Error",
+    "FakeUpstream",
+    "Handler",
+    "Hang",
+    "RecordedRequest",
+    "RedactedThinking",
+    "Reply",
+    "Signer",
+    "Text",
+    "Thinking",
+    "ToolUse",
+    "closed_port",
+    "free_port",
+    "parse_sse",
+    "thinking_reply",
+    "tool_use_reply",
+]
