@@ -76,7 +76,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with usage mistakes raised as UsageError instead of printed and exited."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(message[:1].upper() + message[1:], self)
+        raise UsageError(message, self)
 
 
 def _print_usage_error(exc: UsageError) -> None:
@@ -564,7 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, extras = parser.parse_known_args(argv)
         if extras:
             # Reported by the subcommand's parser, so the usage shown is the command's own.
-            raise UsageError(f"Unrecognized arguments: {' '.join(extras)}", getattr(args, "parser", parser))
+            raise UsageError(f"unrecognized arguments: {' '.join(extras)}", getattr(args, "parser", parser))
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
     except UsageError as exc:
