@@ -1,0 +1,176 @@
+"""``gateway explain MODEL``: the route, each target, key availability, redaction."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from cli_support import EXAMPLES, Run
+
+SECRET = "sk-literal-secret-key-0123456789wxyz"
+HEADER_SECRET = "header-secret-value-0123456789"
+
+LITERAL = f"""\
+version = 1
+
+[providers.direct]
+base_url = "https://llm.example.com/"
+key = {{ value = "{SECRET}" }}
+headers = {{ "x-tenant" = "{HEADER_SECRET}" }}
+thinking = "strip"
+
+[[route]]
+name = "everything"
+match = "*"
+to = [{{ provider = "direct", model = "big-model" }}]
+"""
+
+OAUTH = """\
+version = 1
+
+[providers.anthropic]
+base_url = "https://api.anthropic.com"
+key = { oauth_file = true }
+
+[[route]]
+name = "default"
+match = "*"
+to = "anthropic"
+"""
+
+
+def use_example(workdir: Path, name: str) -> None:
+    shutil.copy(EXAMPLES / f"{name}.toml", workdir / "routes.toml")
+
+
+def write_login(directory: Path, *, expires_in_s: float) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / ".credentials.json"
+    expires_at_ms = int((time.time() + expires_in_s) * 1000)
+    login = {"claudeAiOauth": {"accessToken": "sk-ant-oat01-test-token-0000", "expiresAt": expires_at_ms}}
+    path.write_text(json.dumps(login), encoding="utf-8")
+    return path
+
+
+def test_haiku_on_mixed_goes_to_zai_as_glm(run: Run, workdir: Path) -> None:
+    use_example(workdir, "mixed")
+    result = run("explain", "claude-haiku-5-5", env={"ZAI_API_KEY": "zai-test-key-0000000000"})
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0] == "model:  claude-haiku-5-5"
+    assert lines[1].startswith("config: ") and "routes.toml" in lines[1]
+    assert lines[2].startswith("route:  haiku ") and "'*haiku*'" in lines[2]
+    assert "target 1: provider zai" in lines
+    assert "  upstream URL:   https://api.z.ai/api/anthropic/v1/messages" in lines
+    assert "  upstream model: glm-4.7 (rewritten)" in lines
+    assert "  key:            env ZAI_API_KEY: available now" in lines
+    # The wire policy shows the non-default settings only, as the config spells them.
+    assert 'system_turns = "merge"' in result.out and 'betas = "drop"' in result.out
+    assert 'thinking = ' not in result.out
+    assert "zai-test-key" not in result.out
+
+
+def test_env_key_not_set_is_reported(run: Run, workdir: Path) -> None:
+    use_example(workdir, "mixed")
+    result = run("explain", "claude-haiku-5-5")
+    assert result.code == 0
+    assert "env ZAI_API_KEY: NOT available" in result.out
+    assert "ZAI_API_KEY is not set" in result.out
+
+
+def test_sonnet_on_mixed_goes_to_anthropic_with_client_then_oauth(run: Run, workdir: Path) -> None:
+    use_example(workdir, "mixed")
+    result = run("explain", "claude-sonnet-5-5")
+    assert result.code == 0
+    assert "target 1: provider anthropic" in result.out
+    assert "upstream model: claude-sonnet-5-5 (unchanged)" in result.out
+    assert "1. client" in result.out and "2. oauth_file" in result.out
+    assert "wire policy:    defaults" in result.out
+
+
+def test_fallback_target_is_labelled(run: Run, workdir: Path) -> None:
+    use_example(workdir, "fallback")
+    result = run("explain", "claude-opus-5-5")
+    assert result.code == 0
+    assert "target 1: provider anthropic" in result.out
+    assert any(
+        line.startswith("target 2 (fallback, after 429, 500, 502, 503, 504, 529") and line.endswith("provider zai")
+        for line in result.out.splitlines()
+    ), result.out
+
+
+def test_config_option_and_no_match(run: Run, workdir: Path) -> None:
+    config = workdir / "only-haiku.toml"
+    config.write_text(
+        'version = 1\n[providers.p]\nbase_url = "https://p.example"\nkey = { client = true }\n'
+        '[[route]]\nname = "haiku"\nmatch = "*haiku*"\nto = "p"\n',
+        encoding="utf-8",
+    )
+    assert run("explain", "claude-haiku-5-5", "--config", str(config)).code == 0
+    result = run("explain", "claude-opus-5-5", "--config", str(config))
+    assert result.code == 1
+    assert result.out == ""
+    assert result.err.startswith("Error: no route matches model 'claude-opus-5-5'")
+    assert "routes: haiku" in result.err
+
+
+def test_literal_key_and_header_values_never_printed(run: Run, workdir: Path) -> None:
+    (workdir / "routes.toml").write_text(LITERAL, encoding="utf-8")
+    result = run("explain", "anything")
+    assert result.code == 0, result.err
+    assert SECRET not in result.out + result.err
+    assert HEADER_SECRET not in result.out + result.err
+    assert "value sk-...wxyz: available now" in result.out
+    assert '"x-tenant" = ' in result.out
+    assert 'thinking = "strip"' in result.out
+    assert "upstream URL:   https://llm.example.com/v1/messages" in result.out
+
+
+def test_oauth_file_default_location_available(run: Run, workdir: Path, home: Path) -> None:
+    (workdir / "routes.toml").write_text(OAUTH, encoding="utf-8")
+    path = write_login(home / ".claude", expires_in_s=3600)
+    result = run("explain", "claude-opus-5-5")
+    assert result.code == 0
+    assert f"-> {path}: available now" in result.out
+    assert "test-token" not in result.out
+
+
+def test_oauth_file_in_claude_config_dir_expired(run: Run, workdir: Path, tmp_path: Path) -> None:
+    (workdir / "routes.toml").write_text(OAUTH, encoding="utf-8")
+    config_dir = tmp_path / "claude-config"
+    path = write_login(config_dir, expires_in_s=-3600)
+    result = run("explain", "claude-opus-5-5", env={"CLAUDE_CONFIG_DIR": str(config_dir)})
+    assert result.code == 0
+    assert f"-> {path}: NOT available" in result.out
+    assert "expired" in result.out and "run `claude`" in result.out
+
+
+def test_oauth_file_missing(run: Run, workdir: Path, home: Path) -> None:
+    (workdir / "routes.toml").write_text(OAUTH, encoding="utf-8")
+    result = run("explain", "claude-opus-5-5")
+    assert result.code == 0
+    assert f"NOT available: no file at {home / '.claude' / '.credentials.json'}" in result.out
+
+
+def test_embedded_default_without_any_config(run: Run) -> None:
+    result = run("explain", "claude-haiku-5-5")
+    assert result.code == 0
+    assert "config: embedded default" in result.out
+    assert "upstream URL:   https://api.anthropic.com/v1/messages" in result.out
+
+
+def test_invalid_config_exits_1_with_located_problem(run: Run, workdir: Path) -> None:
+    (workdir / "routes.toml").write_text('version = 1\n[providers.p]\nbase_url = "nope"\n', encoding="utf-8")
+    result = run("explain", "claude-haiku-5-5")
+    assert result.code == 1
+    first = result.err.splitlines()[0]
+    assert first.startswith(str(workdir / "routes.toml") + ":1: "), first
+    assert result.err.splitlines()[-1].startswith("Error: ")
+
+
+def test_missing_config_option_exits_1(run: Run) -> None:
+    result = run("explain", "claude-haiku-5-5", "--config", "absent.toml")
+    assert result.code == 1
+    assert "absent.toml" in result.err and "Error: " in result.err
