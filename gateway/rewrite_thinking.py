@@ -30,16 +30,6 @@ def signature_of(block: Block) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def may_hold_signed_blocks(raw: bytes) -> bool:
-    """False when the request bytes cannot hold a signed thinking block: the cheap test first.
-
-    Every signed block has a ``"signature"`` key or is a ``redacted_thinking`` block, and both
-    appear verbatim in the JSON (inside a string the quotes would be escaped). So the first turn
-    of every conversation, and every conversation without thinking, costs two substring scans.
-    """
-    return b'"signature"' in raw or b"redacted_thinking" in raw
-
-
 def _thinking_active(doc: Doc) -> bool:
     thinking = doc.get("thinking")
     return isinstance(thinking, dict) and thinking.get("type") != "disabled"
@@ -110,9 +100,17 @@ def strip_thinking(doc: Doc) -> Doc | None:
     return remove_thinking(doc, lambda block: True)
 
 
-def strip_foreign_thinking(doc: Doc, raw: bytes, provider: str, signatures: SignatureStore) -> Doc | None:
-    """``thinking = "foreign"``: remove the blocks the gateway saw another provider issue."""
-    if not may_hold_signed_blocks(raw):
+def strip_foreign_thinking(doc: Doc, provider: str, signatures: SignatureStore) -> Doc | None:
+    """``thinking = "foreign"``: remove the blocks the gateway saw another provider issue.
+
+    Runs on every request, so it answers "nothing to do" as early as it can: in O(1) when this
+    worker never relayed a signature of another provider (every single-provider setup), else
+    by walking the assistant turns' blocks only. That walk was measured against a substring
+    scan of the raw bytes for ``"signature"``: 0.5 us against 89 us on the 52 KB first turn,
+    0.14 ms against 1.3 ms on a 560 KB conversation (the bytes are mostly tool results, which
+    the walk never looks into).
+    """
+    if signatures.only_from(provider):
         return None
 
     def foreign(block: Block) -> bool:

@@ -23,21 +23,41 @@ def _digest(signature: str) -> bytes:
 class SignatureStore:
     """signature -> issuing provider name, bounded LRU-by-insertion."""
 
-    __slots__ = ("_issuers", "_capacity")
+    __slots__ = ("_issuers", "_capacity", "_counts")
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self._issuers: dict[bytes, str] = {}
         self._capacity = capacity
+        self._counts: dict[str, int] = {}  # provider -> signatures remembered, for only_from()
+
+    def _forget(self, key: bytes) -> None:
+        provider = self._issuers.pop(key, None)
+        if provider is not None:
+            left = self._counts[provider] - 1
+            if left:
+                self._counts[provider] = left
+            else:
+                del self._counts[provider]
 
     def record(self, signature: str, provider: str) -> None:
         """Remember that ``provider`` issued ``signature``."""
         if not signature:
             return
         key = _digest(signature)
-        self._issuers.pop(key, None)  # re-insert at the young end
+        self._forget(key)  # re-insert at the young end
         self._issuers[key] = provider
+        self._counts[provider] = self._counts.get(provider, 0) + 1
         if len(self._issuers) > self._capacity:
-            del self._issuers[next(iter(self._issuers))]
+            self._forget(next(iter(self._issuers)))
+
+    def only_from(self, provider: str) -> bool:
+        """True when no remembered signature was issued by a provider other than ``provider``.
+
+        Then no block of any request can be foreign to ``provider``: the thinking rewrite skips
+        its scan (always the case with a single provider that issues signatures).
+        """
+        counts = self._counts
+        return not counts or (len(counts) == 1 and provider in counts)
 
     def issuer(self, signature: str) -> str | None:
         """The provider that issued ``signature``, or None when the gateway never relayed it."""

@@ -98,9 +98,8 @@ def rewrite(body: RequestBody, target: Target, signatures: SignatureStore) -> Re
     if provider.drop_fields:
         step("drop_fields", drop_fields(doc, provider.drop_fields))
     if provider.thinking == "foreign":
-        # Runs for every request to every provider: its no-op path is a substring scan of the
-        # raw bytes. Rewrites before it only remove things, so the scan still holds for ``doc``.
-        step("thinking", strip_foreign_thinking(doc, body.raw, provider.name, signatures))
+        # The default, so it runs for nearly every request: see its docstring for the cost.
+        step("thinking", strip_foreign_thinking(doc, provider.name, signatures))
     elif provider.thinking == "strip":
         step("thinking", strip_thinking(doc))
     if provider.thinking_param == "drop":

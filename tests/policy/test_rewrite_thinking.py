@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 import pytest
-from captured import ALL_BODIES, request_body, request_bytes
+from captured import ALL_BODIES, request_body
 
-from gateway.rewrite_thinking import may_hold_signed_blocks, strip_foreign_thinking, strip_thinking
+from gateway.rewrite_thinking import strip_foreign_thinking, strip_thinking
 from gateway.signatures import SignatureStore
 
 
@@ -39,7 +39,7 @@ def tool_loop(first_turn: list[dict[str, Any]], last_turn: list[dict[str, Any]],
 
 def run(doc: dict[str, Any], store: SignatureStore, provider: str) -> dict[str, Any] | None:
     before = copy.deepcopy(doc)
-    out = strip_foreign_thinking(doc, orjson.dumps(doc), provider, store)
+    out = strip_foreign_thinking(doc, provider, store)
     assert doc == before  # never mutated
     return out
 
@@ -54,9 +54,8 @@ def store() -> SignatureStore:
 
 
 @pytest.mark.parametrize("name", ALL_BODIES)
-def test_captured_requests_take_the_fast_path(name: str) -> None:
-    assert not may_hold_signed_blocks(request_bytes(name))
-    assert strip_foreign_thinking(request_body(name), request_bytes(name), "zai", SignatureStore()) is None
+def test_captured_requests_hold_nothing_foreign(name: str, store: SignatureStore) -> None:
+    assert strip_foreign_thinking(request_body(name), "zai", store) is None
 
 
 def test_blocks_of_another_provider_go_own_and_unknown_stay(store: SignatureStore) -> None:
@@ -144,8 +143,22 @@ def test_strip_removes_every_thinking_block_signed_or_not() -> None:
     assert "thinking" not in out  # the tool-use turn lost its thinking: the rule applies here too
 
 
-def test_fast_path_sees_signatures_in_any_json_spacing() -> None:
-    assert may_hold_signed_blocks(b'{"content": [{"type": "thinking", "signature" : "s"}]}')
-    assert may_hold_signed_blocks(b'[{"type":"redacted_thinking","data":"d"}]')
-    # A string that merely mentions the word has its quotes escaped: no false alarm.
-    assert not may_hold_signed_blocks(b'{"text":"the \\"signature\\" field"}')
+def test_a_store_with_only_the_targets_signatures_skips_the_walk() -> None:
+    store = SignatureStore()
+    store.record("sig-a", "anthropic")
+    doc = tool_loop([thinking("a", "sig-a")], [thinking("b", "sig-never-seen")])
+    assert store.only_from("anthropic") and not store.only_from("zai")
+    assert run(doc, store, "anthropic") is None
+    assert run(doc, store, "zai") is not None
+
+
+def test_store_counts_follow_re_records_and_evictions() -> None:
+    store = SignatureStore(capacity=2)
+    store.record("s1", "zai")
+    store.record("s1", "anthropic")  # the same signature now attributed to anthropic
+    assert store.only_from("anthropic")
+    store.record("s2", "zai")
+    store.record("s3", "anthropic")  # evicts s1
+    assert store.issuer("s1") is None and not store.only_from("anthropic")
+    store.record("s4", "anthropic")  # evicts s2, the last zai signature
+    assert store.only_from("anthropic") and len(store) == 2
