@@ -617,3 +617,21 @@ def test_write_claude_credentials(gateway_home: Path) -> None:
 
     assert path == gateway_home / ".claude" / ".credentials.json"
     assert data["claudeAiOauth"]["accessToken"] == "oauth-abc" and data["claudeAiOauth"]["expiresAt"] == 123
+
+
+def test_gateway_fixture_runs_the_real_gateway(upstream_factory: UpstreamFactory, gateway_factory: GatewayFactory) -> None:
+    zai = upstream_factory("zai", api_key="zai-key")
+    config = routes_toml(
+        providers={"zai": {"base_url": zai.url, "key": {"env": "ZAI_API_KEY"}}},
+        routes=[{"name": "all", "match": "*", "to": [{"provider": "zai", "model": "glm-4.7"}]}],
+    )
+    gateway = gateway_factory(config, env={"ZAI_API_KEY": "zai-key"})
+
+    reply = anthropic_client(gateway, api_key="sk-client").messages.create(
+        model="claude-haiku-5-5", max_tokens=5, messages=USER_HI
+    )
+
+    assert gateway.health()["config"]["path"] == str(gateway.config_path)
+    assert reply.content[0].text.startswith("[zai] model=glm-4.7")
+    assert zai.credentials_seen() == [("x-api-key", "zai-key")]
+    assert gateway.stop() == 0
