@@ -465,12 +465,14 @@ def _positive_int(text: str) -> int:
 
 
 def _port(text: str) -> int:
+    # 1 to 65535, as routes.toml's [server] port: 0 ("any free port") would leave Claude Code
+    # nothing to point ANTHROPIC_BASE_URL at.
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
+        value = 0
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1 to 65535)")
     return value
 
 

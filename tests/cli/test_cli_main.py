@@ -40,7 +40,7 @@ def test_unknown_command_is_a_usage_error(run: Run) -> None:
 
 
 def test_serve_rejects_bad_numbers_before_starting(run: Run) -> None:
-    for args in (("serve", "--port", "http"), ("serve", "--port", "70000"), ("serve", "--workers", "0")):
+    for args in (("serve", "--port", "http"), ("serve", "--port", "0"), ("serve", "--port", "70000"), ("serve", "--workers", "0")):
         result = run(*args)
         assert result.code == 2, args
         assert result.err.splitlines()[-1].startswith("Error: argument --"), result.err
