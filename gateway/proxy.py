@@ -23,6 +23,7 @@ import httpx
 from sanic import Request
 from sanic.response import HTTPResponse
 
+from gateway.count_tokens import Answer, CountTokensCache, cache_key, estimate_answer, fetch, replay
 from gateway.credentials import Credential, CredentialResolver
 from gateway.errors import (
     AuthenticationFailed,
@@ -39,7 +40,7 @@ from gateway.resilience import ProviderHealth
 from gateway.signatures import SignatureStore
 from gateway.sse import StreamObserver, observe_message
 from gateway.transforms import RequestBody, body_for_target
-from rules.model import Provider, Route, Target
+from rules.model import Provider, Route, RuleSet, Target
 
 # Bodies of upstream error answers we drop to fall back are read for the log, never more than this.
 _ERROR_BODY_LIMIT = 64 * 1024
@@ -158,6 +159,7 @@ class Proxy:
         self.signatures = signatures
         self.health = health
         self.limits = limits if limits is not None else Limits()
+        self.count_tokens = CountTokensCache()  # identical count_tokens calls: one upstream call
         self._timeouts: dict[tuple[float, float], httpx.Timeout] = {}
 
     def _timeout(self, provider: Provider) -> httpx.Timeout:
@@ -192,7 +194,9 @@ class Proxy:
             provider = target.provider
             model = target.upstream_model(body.model)
             if exchange.endpoint == "count_tokens":
-                self._count_tokens_policy(target, body)
+                answered = await self._count_tokens_policy(request, target, body, exchange, path)
+                if answered is not None:
+                    return answered
             try:
                 credential = self.credentials.resolve(provider, client_headers)
             except AuthenticationFailed as exc:
@@ -253,7 +257,10 @@ class Proxy:
             "POST", provider.base_url + path, headers=headers, content=content, timeout=self._timeout(provider)
         )
         try:
-            response = await self.client.send(upstream, stream=True)
+            if exchange.endpoint == "count_tokens":
+                response = await self._count_once(upstream, provider.name, headers, content)
+            else:
+                response = await self.client.send(upstream, stream=True)
         except httpx.HTTPError as exc:
             failure = _network_failure(exc, provider)
             if failure.connecting:
@@ -293,21 +300,75 @@ class Proxy:
         exchange.attempts.append(Attempt(name, model, outcome, status))
         return self._whole(response, data, provider, exchange)
 
-    def _count_tokens_policy(self, target: Target, body: RequestBody) -> None:
+    async def _count_tokens_policy(
+        self, request: Request, target: Target, body: RequestBody, exchange: Exchange, path: str
+    ) -> HTTPResponse | None:
+        """Answer count_tokens per the target provider's policy; None: forward it as usual."""
         policy = target.provider.count_tokens
         if policy.mode == "forward":
-            return
-        name = target.provider.name
+            return None
+        provider = target.provider
+        model = target.upstream_model(body.model)
         if policy.mode == "reject":
             raise NotSupported(
-                f"count_tokens is not offered for model '{body.model}' by provider '{name}' "
+                f"count_tokens is not offered for model '{body.model}' by provider '{provider.name}' "
                 f"(routes.toml: count_tokens = \"reject\"); clients such as Claude Code fall back "
                 "to their own estimate"
             )
-        raise NotSupported(
-            f"count_tokens mode '{policy.describe()}' of provider '{name}' is not available in this "
-            "version of the gateway; use count_tokens = \"forward\" or \"reject\""
+        if policy.mode == "estimate":
+            key = cache_key("estimate", "", (), body.raw)
+            answer = self.count_tokens.cached(key)
+            if answer is None:
+                answer = estimate_answer(body.doc)
+                self.count_tokens.keep(key, answer)
+            exchange.attempts.append(Attempt(provider.name, model, "ok", 200, detail="local estimate"))
+            return self._answered(answer, exchange)
+        return await self._count_via(request, policy.via or "", target, body, exchange, path)
+
+    async def _count_via(
+        self, request: Request, via: str, target: Target, body: RequestBody, exchange: Exchange, path: str
+    ) -> HTTPResponse:
+        """``count_tokens = { via = P }``: ask provider P, with P's own credentials and wire policy.
+
+        P is sent the client's model name, not the target's rewrite: the rewrite names a model of
+        the target provider (glm-4.7), which P does not know; the client's name is the Claude
+        model the client wants counted. A client model P does not know gets P's own error,
+        passed through (Claude Code then falls back to its own estimate).
+        """
+        ruleset: RuleSet = getattr(request.ctx, "ruleset", None) or request.app.ctx.runtime.live.current.ruleset
+        counter = ruleset.providers.get(via)
+        if counter is None:  # only after a reload removed it: the loader checks the name
+            raise UpstreamUnreachable(
+                f"count_tokens of provider '{target.provider.name}' goes via provider '{via}', "
+                "which the current config no longer has; fix count_tokens = { via = ... } in routes.toml"
+            )
+        credential = self.credentials.resolve(counter, request.headers)
+        content = body_for_target(body, Target(counter), self.signatures)
+        headers = upstream_headers(request.headers.items(), counter, credential)
+        upstream = self.client.build_request(
+            "POST", counter.base_url + path, headers=headers, content=content, timeout=self._timeout(counter)
         )
+        try:
+            response = await self._count_once(upstream, counter.name, headers, content)
+            data = await response.aread()
+        except httpx.HTTPError as exc:
+            failure = _network_failure(exc, counter)
+            exchange.attempts.append(Attempt(counter.name, body.model, failure.outcome, detail=failure.detail))
+            raise failure.error from None
+        status = response.status_code
+        exchange.attempts.append(Attempt(counter.name, body.model, "ok" if status < 400 else "status", status))
+        return self._whole(response, data, counter, exchange)
+
+    async def _count_once(self, upstream: httpx.Request, provider: str, headers: list[tuple[str, str]], content: bytes) -> httpx.Response:
+        """Send a count_tokens request, sharing the answer with identical calls (in flight or recent)."""
+        key = cache_key(provider, str(upstream.url), headers, content)
+        answer = await self.count_tokens.get(key, lambda: fetch(self.client, upstream))
+        return replay(answer, upstream)
+
+    def _answered(self, answer: Answer, exchange: Exchange) -> HTTPResponse:
+        exchange.status = answer.status
+        exchange.ttfb = time.perf_counter() - exchange.started
+        return HTTPResponse(answer.content, status=answer.status, headers=dict(answer.headers), content_type=None)
 
     def _whole(self, response: httpx.Response, data: bytes, provider: Provider, exchange: Exchange) -> HTTPResponse:
         status = response.status_code
