@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 import time
 import tomllib
 from pathlib import Path
@@ -18,6 +19,7 @@ from aiohttp import web
 import fakes
 from fakes import (
     BlackHole,
+    Choose,
     Drop,
     Error,
     FakeUpstream,
@@ -188,6 +190,20 @@ def test_keep_alive_reuses_one_connection(upstream_factory: UpstreamFactory) -> 
     assert up.connections[0].requests == 3
 
 
+def test_choose_and_keep_requests(upstream_factory: UpstreamFactory) -> None:
+    up = upstream_factory(keep_requests=2)
+    up.set_default(Choose(lambda recorded: Error(529) if recorded.model == "busy" else Reply()))
+
+    statuses = [post(up, message(model)).status_code for model in ("busy", "ok", "busy", "ok", "ok")]
+    kept = up.requests
+    up.clear()
+    post(up, message())
+
+    assert statuses == [529, 200, 529, 200, 200]
+    assert [r.outcome for r in kept] == ["reply", "reply"]  # trimmed to the latest 2 at the 5th
+    assert up.request_count == 6 and len(up.wait_for(1)) == 1
+
+
 def test_custom_handler_answers(upstream_factory: UpstreamFactory) -> None:
     up = upstream_factory()
 
@@ -254,6 +270,18 @@ def test_hang_records_when_the_client_gives_up(upstream_factory: UpstreamFactory
 def post_timeout(up: FakeUpstream, timeout: float) -> httpx.Response:
     with http(timeout) as client:
         return client.post(up.url + "/v1/messages", json=message())
+
+
+def test_stopping_the_fake_cuts_a_hung_request_instead_of_answering() -> None:
+    up = FakeUpstream().start()
+    up.enqueue(Hang())
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(post, up, message())
+        up.wait_for(1)
+        up.stop()
+        with pytest.raises(httpx.RemoteProtocolError):
+            pending.result(timeout=10)
+    assert not up.last.client_disconnected
 
 
 def test_hang_after_head_sends_status_then_nothing(upstream_factory: UpstreamFactory) -> None:

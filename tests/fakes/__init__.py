@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .behaviours import (
     Behaviour,
+    Choose,
     Drop,
     Error,
     Handler,
@@ -32,6 +33,7 @@ __all__ = [
     "MODELS",
     "Behaviour",
     "BlackHole",
+    "Choose",
     "ConnectionRecord",
     "Drop",
     "Error",

@@ -1,7 +1,8 @@
 """What a fake upstream does with a request: scripted per request or set as its default.
 
 Content blocks (`Text`, `ToolUse`, `Thinking`, `RedactedThinking`) compose into a `Reply`;
-the other behaviours (`Error`, `Hang`, `Drop`, `Handler`) replace the reply entirely.
+the other behaviours (`Error`, `Hang`, `Drop`, `Handler`) replace the reply entirely, and
+`Choose` picks one of them per request.
 
     upstream.enqueue(Error(429, retry_after=30))                        # next request only
     upstream.enqueue(Reply(content=(Thinking(), ToolUse("Read", {"file_path": "a"}))))
@@ -132,7 +133,17 @@ class Handler:
     fn: HandlerFn
 
 
-Behaviour = Union[Reply, Error, Hang, Drop, Handler]
+@dataclass(frozen=True)
+class Choose:
+    """Decide per request: `fn(recorded)` returns the behaviour to use (e.g. random faults).
+
+    Runs on the server's loop thread, after the checks; it must not block.
+    """
+
+    fn: Callable[["RecordedRequest"], "Behaviour"]
+
+
+Behaviour = Union[Reply, Error, Hang, Drop, Handler, Choose]
 
 
 def tool_use_reply(name: str, input: Mapping[str, Any], *, thinking: bool = False) -> Reply:
