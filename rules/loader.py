@@ -27,7 +27,7 @@ from rules import semantics
 from rules.build import build_ruleset
 from rules.errors import ConfigError, Problem
 from rules.fast_schema import Check, compile_schema
-from rules.locate import LineMap, format_path
+from rules.locate import ConfigPath, LineMap, format_path
 from rules.matching import find_shadowed
 from rules.model import ConfigSource, RuleSet
 from rules.schema_messages import Finding, messages
@@ -49,11 +49,8 @@ def load_bytes(data: bytes, *, file: str = "routes.toml", env: Mapping[str, str]
 
     ``env`` (the environment, for the "variable not set" warnings) may be None: no env checks.
     """
-    ruleset, errors, _ = _load(data, file, env)
-    if errors:
-        raise ConfigError(errors)
-    assert ruleset is not None
-    return ruleset
+    ruleset, problems = _load(data, file, env)
+    return _ruleset_or_raise(ruleset, problems)
 
 
 def load_file(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None) -> RuleSet:
@@ -71,8 +68,7 @@ def check_bytes(
     data: bytes, *, file: str = "routes.toml", env: Mapping[str, str] | None = None
 ) -> tuple[RuleSet | None, list[Problem]]:
     """Every error and warning of a routes.toml, in line order; the RuleSet when there is no error."""
-    ruleset, errors, warnings = _load(data, file, env)
-    return (None if errors else ruleset), _in_line_order(errors + warnings)
+    return _load(data, file, env)
 
 
 def compile_document(
@@ -88,16 +84,21 @@ def compile_document(
     ``text``, the TOML it came from, is only used to find line numbers. ``source`` defaults to
     ``ConfigSource("file", file)``. Raises ``ConfigError`` like ``load_bytes``.
     """
-    ruleset, errors, _ = _compile(doc, file, text, source or ConfigSource("file", file), env)
-    if errors:
+    ruleset, problems = _compile(doc, file, text, source or ConfigSource("file", file), env)
+    return _ruleset_or_raise(ruleset, problems)
+
+
+def _ruleset_or_raise(ruleset: RuleSet | None, problems: list[Problem]) -> RuleSet:
+    errors = [p for p in problems if p.severity == "error"]
+    if errors or ruleset is None:
         raise ConfigError(errors)
-    assert ruleset is not None
     return ruleset
 
 
 # --- the stages ---------------------------------------------------------------------------
 
-_Outcome = tuple[RuleSet | None, list[Problem], list[Problem]]
+# The RuleSet (None when there is an error) and every problem, errors and warnings, in order.
+_Outcome = tuple[RuleSet | None, list[Problem]]
 
 
 def _load(data: bytes, file: str, env: Mapping[str, str] | None) -> _Outcome:
@@ -112,14 +113,14 @@ def _load(data: bytes, file: str, env: Mapping[str, str] | None) -> _Outcome:
             f"the file is not valid UTF-8: byte 0x{data[exc.start]:02x} at column {column} "
             "(save it as UTF-8)"
         )
-        return None, [Problem(message, file=file, line=line)], []
+        return None, [Problem(message, file=file, line=line)]
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        return None, [_toml_problem(exc, text, file)], []
+        return None, [_toml_problem(exc, text, file)]
     except (ValueError, RecursionError) as exc:
         # tomllib lets a few errors through untranslated (an integer too long for int()).
-        return None, [Problem(f"invalid TOML: {_sentence(exc)}", file=file, line=None)], []
+        return None, [Problem(f"invalid TOML: {_sentence(exc)}", file=file, line=None)]
     return _compile(doc, file, text, source, env)
 
 
@@ -131,7 +132,7 @@ def _compile(
     env: Mapping[str, str] | None,
 ) -> _Outcome:
     if not isinstance(doc, Mapping):
-        return None, [Problem("the config must be a table of keys, not a single value", file=file, line=1)], []
+        return None, [Problem("the config must be a table of keys, not a single value", file=file, line=1)]
     validator, is_valid = _validators()
     try:
         # The compiled check answers for valid documents, the common case, in a fraction of
@@ -140,7 +141,7 @@ def _compile(
     except RecursionError:
         found = [Finding((), "the document is nested too deeply")]
     if found:
-        return None, _located(found, file, text), []
+        return None, _located(found, doc, file, text)
 
     findings = semantics.check(doc, env)
     patterns = [[r["match"]] if isinstance(r["match"], str) else r["match"] for r in doc["route"]]
@@ -152,34 +153,47 @@ def _compile(
         shadowed = find_shadowed(patterns, ruleset._matcher)
     findings += semantics.shadowing(doc, shadowed)
 
-    problems = _located(findings, file, text)
-    errors = [p for p in problems if p.severity == "error"]
-    warnings = [p for p in problems if p.severity == "warning"]
+    problems = _located(findings, doc, file, text)
+    if any(p.severity == "error" for p in problems):
+        return None, problems
     if ruleset is not None:
         # The RuleSet is ours alone until we return it; set its warnings in place rather than
         # copy it, which would build its matcher a second time.
-        object.__setattr__(ruleset, "warnings", tuple(_in_line_order(warnings)))
-    return (None if errors else ruleset), errors, warnings
+        object.__setattr__(ruleset, "warnings", tuple(problems))
+    return ruleset, problems
 
 
-def _located(findings: Sequence[Finding], file: str, text: str | None) -> list[Problem]:
-    """Findings as Problems with their lines, in line order. Scans the text only when needed."""
+def _located(findings: Sequence[Finding], doc: Any, file: str, text: str | None) -> list[Problem]:
+    """Findings as Problems with their lines, in line order, then in document order.
+
+    The text is scanned for lines only when there is something to place.
+    """
     lines = LineMap(text) if text is not None and findings else None
-    located = [
-        Problem(
-            f.message,
-            file=file,
-            line=lines.line_of(f.path) if lines is not None else None,
-            path=format_path(f.path),
-            severity=f.severity,
-        )
-        for f in findings
-    ]
-    return _in_line_order(located)
+    ranked = []
+    for f in findings:
+        line = lines.line_of(f.path) if lines is not None else None
+        problem = Problem(f.message, file=file, line=line, path=format_path(f.path), severity=f.severity)
+        ranked.append(((line or 0, _document_order(doc, f.path)), problem))
+    ranked.sort(key=lambda item: item[0])
+    return [problem for _, problem in ranked]
 
 
-def _in_line_order(problems: Sequence[Problem]) -> list[Problem]:
-    return sorted(problems, key=lambda p: p.line or 0)
+def _document_order(doc: Any, path: ConfigPath) -> tuple[int, ...]:
+    """Where a path sits in the document: each step's position among its siblings.
+
+    Orders problems that share a line (``[429, 200, 429]``) the way the file lists them.
+    """
+    rank: list[int] = []
+    node = doc
+    for part in path:
+        if isinstance(node, Mapping) and part in node:
+            rank.append(list(node).index(part))
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            rank.append(part)
+        else:
+            break
+        node = node[part]
+    return tuple(rank)
 
 
 # --- TOML errors --------------------------------------------------------------------------

@@ -241,10 +241,12 @@ def _translate(error: ValidationError, path: ConfigPath) -> list[_Said]:
                 return [(Finding(path + (index,), f"{show(item)} is listed twice (each may appear once)"), False)]
 
     if keyword in ("minProperties", "maxProperties") and isinstance(value, Mapping):
-        keys = ", ".join(str(k) for k in value)
-        got = "an empty table" if not value else f"{len(value)} keys ({keys})"
+        known = [str(k) for k in value if k in schema.get("properties", value)]
+        if len(known) < len(value) and schema.get("minProperties", 0) <= len(known) <= schema.get("maxProperties", len(known)):
+            return []  # only unknown keys make the count wrong: the unknown-key errors say it
+        got = "an empty table" if not known else f"{len(known)} keys ({', '.join(known)})"
         if schema.get("minProperties") == schema.get("maxProperties") == 1 and "properties" in schema:
-            # A key source: say which keys, the forms are in every other message about it.
+            # A key source: say which keys; the forms are in every other message about it.
             one_of = ", ".join(schema["properties"])
             return [(Finding(path, f"expected exactly one of {one_of}, got {got}"), False)]
         return [(Finding(path, f"expected {expected(schema)}, got {got}"), False)]
@@ -321,6 +323,7 @@ def _translate_choice(error: ValidationError, path: ConfigPath) -> list[_Said]:
         if out:
             return out
     forms = _forms(branches)
-    if isinstance(value, str) and any("enum" in b or "const" in b for b in branches):
+    # A string meant as one of the named values ('dropp' for 'drop'): "not allowed here".
+    if isinstance(value, str) and any(("enum" in b or "const" in b) and _fits(b, value) for b in branches):
         return [_not_allowed(value, forms, path)]
     return [(Finding(path, f"expected {_or_list(forms)}, got {_got(value)}"), True)]

@@ -52,7 +52,10 @@ def _provider_findings(providers: Mapping[str, Doc], env: Mapping[str, str] | No
         chain = key if isinstance(key, list) else [key]
         for index, source in enumerate(chain):
             where = at + (("key", index) if isinstance(key, list) else ("key",))
-            yield from _key_source_findings(source, where, env, last=index == len(chain) - 1)
+            effect = "this key source yields nothing" + (
+                "; the next one in the chain is tried" if index < len(chain) - 1 else ""
+            )
+            yield from _key_source_findings(source, where, env, effect=effect)
         for header in provider.get("headers", {}):
             yield from _header_findings(header, at + ("headers", header))
         for index, field in enumerate(provider.get("drop_fields", [])):
@@ -74,7 +77,9 @@ def _base_url_findings(url: str, at: ConfigPath) -> Iterator[Finding]:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        yield Finding(at, f"base_url {show(url)} is not a valid URL ({exc})")
+        # urllib's reasons: a port that is not a number or out of range, unbalanced [IPv6].
+        reason = "its port is not a number from 1 to 65535" if "port" in str(exc).lower() else str(exc)
+        yield Finding(at, f"base_url {show(url)} is not a valid URL: {reason}")
         return
     del port  # read only to have urlsplit check it
     if parts.username is not None or parts.password is not None:
@@ -94,7 +99,7 @@ def _base_url_findings(url: str, at: ConfigPath) -> Iterator[Finding]:
 
 
 def _key_source_findings(
-    source: Doc, at: ConfigPath, env: Mapping[str, str] | None, *, last: bool = True
+    source: Doc, at: ConfigPath, env: Mapping[str, str] | None, *, effect: str
 ) -> Iterator[Finding]:
     if "value" in source:
         yield Finding(
@@ -107,13 +112,13 @@ def _key_source_findings(
         name = source["env"]
         state = "is not set" if name not in env else "is empty" if not env[name] else None
         if state is not None:
-            effect = "this key source yields nothing" + ("" if last else "; the next one in the chain is tried")
             yield Finding(at + ("env",), f"environment variable {name} {state} ({effect})", "warning")
 
 
 def _client_key_findings(keys: Sequence[Doc], env: Mapping[str, str] | None) -> Iterator[Finding]:
     for index, source in enumerate(keys):
-        yield from _key_source_findings(source, ("server", "client_keys", index), env)
+        at: ConfigPath = ("server", "client_keys", index)
+        yield from _key_source_findings(source, at, env, effect="no client can use this key until it is set")
 
 
 def _header_findings(header: str, at: ConfigPath) -> Iterator[Finding]:
@@ -153,8 +158,8 @@ def _route_findings(doc: Doc, providers: Mapping[str, Doc]) -> Iterator[Finding]
         if catch_all is not None and index > catch_all:
             yield Finding(
                 at + ("match",),
-                f"route {show(name)} can never match: route {show(names[catch_all])} above it "
-                "matches every model with '*'; move this route above that one",
+                f"this route can never match: route {show(names[catch_all])} above it matches "
+                "every model with '*'; move this route above that one",
             )
 
         to = route["to"]
@@ -175,6 +180,10 @@ def _route_findings(doc: Doc, providers: Mapping[str, Doc]) -> Iterator[Finding]
     for name in providers:
         if name not in used:
             yield Finding(("providers", name), f"provider {show(name)} is not used by any route", "warning")
+
+
+def _and_list(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _patterns(route: Doc) -> list[str]:
@@ -200,13 +209,10 @@ def shadowing(doc: Doc, shadowed: Sequence[Shadowed]) -> list[Finding]:
             continue  # "can never match" is already an error for the whole route
         match = doc["route"][s.route]["match"]
         at: ConfigPath = ("route", s.route, "match") + ((s.position,) if isinstance(match, list) else ())
-        covering = [
-            show(p) + (" earlier in this list" if r == s.route else f" of route {show(names[r])}")
-            for r, p in s.covered_by
-        ]
-        if len(covering) == 1:
-            said = f"{covering[0]} takes every name it matches first"
-        else:
-            said = ", ".join(covering[:-1]) + f" and {covering[-1]} take every name it matches first"
+        here = [show(p) for r, p in s.covered_by if r == s.route]
+        parts = [f"{_and_list(here)} earlier in this list"] if here else []
+        parts += [f"{show(p)} of route {show(names[r])}" for r, p in s.covered_by if r != s.route]
+        verb = "takes" if len(s.covered_by) == 1 else "take"
+        said = f"{_and_list(parts)} {verb} every name it matches first"
         findings.append(Finding(at, f"pattern {show(s.pattern)} can never match: {said}", "warning"))
     return findings
