@@ -59,7 +59,9 @@ def merge_system_turns(doc: Doc) -> Doc | None:
     """Fold every ``role: "system"`` turn of ``messages`` into the top-level ``system``, in order.
 
     ``system`` becomes a list of text blocks: its own blocks first (a string becomes one
-    block), then each system turn's blocks, with their ``cache_control`` markers kept.
+    block), then each system turn's blocks, with their ``cache_control`` markers kept. Other
+    keys of a system turn go with it (Claude Code puts a per-turn ``output_config`` there): a
+    provider that rejects system turns has no use for them.
     """
     messages = doc.get("messages")
     if not isinstance(messages, list):

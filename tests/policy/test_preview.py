@@ -1,0 +1,68 @@
+"""gateway.preview: each target's request as it would leave, as a diff, with secrets redacted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from captured import CAPTURED, request_bytes
+
+from gateway.preview import load_request, preview_lines
+from rules.loader import load_bytes
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+ZAI_KEY = "zai-secret-key-0123456789"
+ENV = {"ZAI_API_KEY": ZAI_KEY}
+
+
+def preview(profile: str, model: str, request: bytes) -> str:
+    ruleset = load_bytes((EXAMPLES / profile).read_bytes(), file=profile, env=ENV)
+    route = ruleset.resolve(model)
+    assert route is not None
+    return "\n".join(preview_lines(route, load_request(request, model), ENV))
+
+
+def test_zai_target_shows_what_its_policy_changed() -> None:
+    text = preview("fallback.toml", "claude-sonnet-5-5", (CAPTURED / "cc_print_sonnet_tool_result_turn2.json").read_bytes())
+    first, second = text.split("request to target 2")
+    assert "provider anthropic" in first and "body: the client's 17858 bytes, unchanged" in first
+    assert "POST https://api.z.ai/api/anthropic/v1/messages?beta=true" in second
+    assert "body: rewritten by drop_fields, system_turns, model" in second
+    assert '-  "model": "claude-sonnet-5-5",' in second and '+  "model": "glm-4.7",' in second
+    assert '-      "role": "system",' in second
+    assert '-  "context_management": {' in second
+    assert "\n    -anthropic-beta: claude-code-20250219" in second  # betas = "drop"
+
+
+def test_secrets_are_redacted() -> None:
+    capture = (CAPTURED / "cc_print_haiku_stream.json").read_text().replace("<REDACTED test credential>", "sk-ant-client-secret-9876")
+    text = preview("all-zai.toml", "claude-haiku-5-5", capture.encode())
+    assert ZAI_KEY not in text and "sk-ant-client-secret-9876" not in text
+    assert "+x-api-key: zai...6789" in text
+    assert "-x-api-key: sk-...9876" in text
+
+
+def test_a_bare_body_gets_default_path_and_headers_and_the_model_asked_for() -> None:
+    text = preview("all-zai.toml", "claude-opus-5-5", request_bytes("cc_interactive_count_tokens.json"))
+    assert "model glm-4.5-air" in text
+    assert "POST https://api.z.ai/api/anthropic/v1/messages?beta=true" in text
+    assert '+  "model": "glm-4.5-air",' in text
+
+
+def test_count_tokens_estimate_sends_nothing() -> None:
+    text = preview("all-zai.toml", "claude-haiku-5-5", (CAPTURED / "cc_interactive_count_tokens.json").read_bytes())
+    assert 'count_tokens = "estimate": answered by the gateway, nothing is sent' in text
+
+
+def test_missing_key_is_said_not_fatal() -> None:
+    ruleset = load_bytes((EXAMPLES / "all-zai.toml").read_bytes(), file="all-zai.toml", env={})
+    route = ruleset.resolve("claude-haiku-5-5")
+    assert route is not None
+    text = "\n".join(preview_lines(route, load_request(request_bytes("cc_print_haiku_stream.json"), "claude-haiku-5-5"), {}))
+    assert "environment variable ZAI_API_KEY is not set" in text and "401" in text
+
+
+@pytest.mark.parametrize(("data", "words"), [(b"{", "not JSON"), (b"[1]", "JSON object"), (b'{"model": "m"}', "messages")])
+def test_unusable_files_say_why(data: bytes, words: str) -> None:
+    with pytest.raises(ValueError, match=words):
+        load_request(data, "m")
