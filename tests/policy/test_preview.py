@@ -66,3 +66,18 @@ def test_missing_key_is_said_not_fatal() -> None:
 def test_unusable_files_say_why(data: bytes, words: str) -> None:
     with pytest.raises(ValueError, match=words):
         load_request(data, "m")
+
+
+def test_explain_request_on_the_command_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no ./.env, no ./routes.toml
+    monkeypatch.setenv("ZAI_API_KEY", ZAI_KEY)
+    capture = str(CAPTURED / "cc_print_haiku_stream.json")
+    assert main(["explain", "claude-haiku-5-5", "--config", str(EXAMPLES / "mixed.toml"), "--request", capture]) == 0
+    out = capsys.readouterr().out
+    assert "route:  haiku" in out and "request to target 1: provider zai, model glm-4.7" in out
+    assert "body: rewritten by drop_fields, system_turns, model" in out
+    assert ZAI_KEY not in out
+    assert main(["explain", "claude-haiku-5-5", "--config", str(EXAMPLES / "mixed.toml"), "--request", str(tmp_path / "none.json")]) == 1
+    assert "cannot read the request file" in capsys.readouterr().err
