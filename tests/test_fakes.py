@@ -15,6 +15,8 @@ import anthropic
 import httpx
 import pytest
 from aiohttp import web
+from anthropic.types import MessageParam, TextBlock, ToolUseBlock
+from anthropic.types.parsed_message import ParsedTextBlock
 
 import fakes
 from fakes import (
@@ -44,7 +46,13 @@ UpstreamFactory = Any
 GatewayFactory = Any
 
 STANDIN = [sys.executable, str(Path(fakes.__file__).with_name("standin_gateway.py"))]
-USER_HI = [{"role": "user", "content": "hi"}]
+USER_HI: list[MessageParam] = [{"role": "user", "content": "hi"}]
+
+
+def text_of(block: object) -> str:
+    """The text of a text block (AssertionError for any other block)."""
+    assert isinstance(block, (TextBlock, ParsedTextBlock)), block
+    return block.text
 
 
 def http(timeout: float = 10.0) -> httpx.Client:
@@ -96,8 +104,7 @@ def test_non_streaming_reply_names_upstream_model_and_usage(upstream_factory: Up
     raw = client.messages.with_raw_response.create(model="glm-4.7", max_tokens=64, messages=USER_HI)
     reply = raw.parse()
 
-    assert reply.content[0].type == "text"
-    assert reply.content[0].text.startswith("[zai] model=glm-4.7")
+    assert text_of(reply.content[0]).startswith("[zai] model=glm-4.7")
     assert reply.stop_reason == "end_turn"
     assert reply.usage.input_tokens > 0 and reply.usage.output_tokens > 0
     assert raw.headers["content-type"] == "application/json"
@@ -121,7 +128,7 @@ def test_stream_has_anthropic_event_order_and_parses_with_the_sdk(upstream_facto
 
     with anthropic_client(up).messages.stream(model="claude-sonnet-5-5", max_tokens=64, messages=USER_HI) as stream:
         final = stream.get_final_message()
-    assert final.content[0].text == "[anthropic] model=claude-sonnet-5-5 hello from the fake anthropic upstream"
+    assert text_of(final.content[0]) == "[anthropic] model=claude-sonnet-5-5 hello from the fake anthropic upstream"
 
 
 def test_tool_use_streams_input_json_deltas(upstream_factory: UpstreamFactory) -> None:
@@ -134,9 +141,10 @@ def test_tool_use_streams_input_json_deltas(upstream_factory: UpstreamFactory) -
     raw = parse_sse(post(up, message(stream=True)).content)
 
     assert final.stop_reason == "tool_use"
-    assert final.content[0].type == "tool_use"
-    assert final.content[0].name == "Read"
-    assert final.content[0].input == {"file_path": "/tmp/a.txt"}
+    tool_use = final.content[0]
+    assert isinstance(tool_use, ToolUseBlock)
+    assert tool_use.name == "Read"
+    assert tool_use.input == {"file_path": "/tmp/a.txt"}
     assert raw[1][1]["content_block"] == {"type": "tool_use", "id": raw[1][1]["content_block"]["id"], "name": "Read", "input": {}}
     deltas = [data["delta"] for name, data in raw if name == "content_block_delta"]
     assert {delta["type"] for delta in deltas} == {"input_json_delta"}
@@ -233,10 +241,12 @@ def test_errors_carry_anthropic_shape_retry_after_and_request_id(upstream_factor
     after = client.messages.create(model="m", max_tokens=5, messages=USER_HI)
 
     assert limited.value.response.headers["retry-after"] == "30"
-    assert limited.value.response.headers["request-id"] == limited.value.body["request_id"]
-    assert limited.value.body["error"]["type"] == "rate_limit_error"
+    body = limited.value.body
+    assert isinstance(body, dict)
+    assert limited.value.response.headers["request-id"] == body["request_id"]
+    assert body["error"]["type"] == "rate_limit_error"
     assert failed.value.response.headers["x-extra"] == "1"
-    assert after.content[0].type == "text"  # the queue is used up: back to normal
+    assert text_of(after.content[0]).startswith("[anthropic]")  # the queue is used up: back to normal
     assert [r.outcome for r in up.requests] == ["error", "error", "error", "reply"]
 
 
@@ -660,6 +670,6 @@ def test_gateway_fixture_runs_the_real_gateway(upstream_factory: UpstreamFactory
     )
 
     assert gateway.health()["config"]["path"] == str(gateway.config_path)
-    assert reply.content[0].text.startswith("[zai] model=glm-4.7")
+    assert text_of(reply.content[0]).startswith("[zai] model=glm-4.7")
     assert zai.credentials_seen() == [("x-api-key", "zai-key")]
     assert gateway.stop() == 0

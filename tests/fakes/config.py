@@ -93,7 +93,7 @@ def profile_with_urls(profile: str | Path, base_urls: Mapping[str, str]) -> str:
         if header:
             name = header.group(1).strip()
             section = name[len("providers.") :].strip().strip('"') if name.startswith("providers.") else None
-        elif section in base_urls:
+        elif section is not None and section in base_urls:
             match = re.match(r"^(\s*base_url\s*=\s*)(\"[^\"]*\"|'[^']*')(.*)$", line, re.DOTALL)
             if match:
                 line = match.group(1) + json.dumps(base_urls[section]) + match.group(3)

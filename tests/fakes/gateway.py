@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from functools import lru_cache
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 import httpx
 
@@ -345,6 +345,11 @@ def _sdk_headers(
     return headers
 
 
+def _as_header_mapping(headers: dict[str, str | Omit]) -> Mapping[str, str]:
+    # The SDK accepts Omit values in default_headers at run time; its annotation says str only.
+    return cast("Mapping[str, str]", headers)
+
+
 def anthropic_client(
     target: HasURL,
     *,
@@ -365,7 +370,7 @@ def anthropic_client(
     return anthropic.Anthropic(
         base_url=target.url,
         api_key="",  # explicit, so the SDK does not look for credentials itself
-        default_headers=_sdk_headers(api_key, auth_token, default_headers),
+        default_headers=_as_header_mapping(_sdk_headers(api_key, auth_token, default_headers)),
         max_retries=0,
         timeout=timeout,
         **kwargs,
@@ -388,7 +393,7 @@ def async_anthropic_client(
     return anthropic.AsyncAnthropic(
         base_url=target.url,
         api_key="",
-        default_headers=_sdk_headers(api_key, auth_token, default_headers),
+        default_headers=_as_header_mapping(_sdk_headers(api_key, auth_token, default_headers)),
         max_retries=0,
         timeout=timeout,
         **kwargs,

@@ -37,9 +37,10 @@ def closed_port() -> int:
 class _SilentProtocol(asyncio.Protocol):
     def __init__(self, hole: BlackHole) -> None:
         self._hole = hole
-        self._transport: asyncio.BaseTransport | None = None
+        self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         self._hole._opened(transport)
 
@@ -61,7 +62,7 @@ class BlackHole:
     def __init__(self) -> None:
         self._loop = LoopThread("fake-black-hole")
         self._server: asyncio.AbstractServer | None = None
-        self._transports: set[asyncio.BaseTransport] = set()
+        self._transports: set[asyncio.Transport] = set()
         self._lock = threading.Condition()
         self.port = 0
         self.accepted = 0
@@ -110,7 +111,7 @@ class BlackHole:
                 self._lock.wait(remaining)
             return self.accepted
 
-    def _opened(self, transport: asyncio.BaseTransport) -> None:
+    def _opened(self, transport: asyncio.Transport) -> None:
         with self._lock:
             self._transports.add(transport)
             self.accepted += 1
@@ -121,7 +122,7 @@ class BlackHole:
             self.bytes_received += size
             self._lock.notify_all()
 
-    def _closed(self, transport: asyncio.BaseTransport) -> None:
+    def _closed(self, transport: asyncio.Transport) -> None:
         with self._lock:
             self._transports.discard(transport)
             self.closed += 1
