@@ -210,7 +210,8 @@ def _toml_problem(exc: Exception, text: str, file: str) -> Problem:
     if m and m.group(1):
         line, where = int(m.group(1)), f" (column {m.group(2)})"
     else:
-        line, where = text.count("\n") + 1, " (at the end of the file)"
+        # "At end of document": the last line that has something on it.
+        line, where = text.rstrip().count("\n") + 1, " (at the end of the file)"
     return Problem(f"invalid TOML: {_sentence(message)}{where}", file=file, line=line)
 
 
