@@ -7,7 +7,8 @@
   content_block_stop, message_delta, message_stop) with a delay between consecutive events.
   The query string may override the shape per request: `?deltas=20&delay_ms=200`.
 - POST /v1/messages/count_tokens: `{"input_tokens": len(body) // 4}`.
-- GET /health: `{"status":"ok"}`; GET /stats: request counters (proof that traffic arrived).
+- GET /health: `{"status":"ok"}`; GET /stats: request counters (proof that traffic arrived) and
+  the most streams open at once; `/stats?reset` then restarts that high-water mark.
 
 Why not aiohttp.web: the upstream shares the machine with the load generator and the proxy, so
 every microsecond it spends is taken from them. A bare protocol with httptools (the parser Sanic
@@ -220,6 +221,9 @@ class UpstreamProtocol(asyncio.Protocol):
             transport.write(_response("200 OK", b'{"status":"ok"}', _JSON, keep_alive))
         elif method == b"GET" and path == b"/stats":
             transport.write(_response("200 OK", self._stats.as_json(), _JSON, keep_alive))
+            if query == b"reset":
+                # Start a new high-water mark, e.g. before a concurrent-streams run.
+                self._stats.max_open_streams = self._stats.open_streams
         else:
             transport.write(_response("404 Not Found", _NOT_FOUND, _JSON, keep_alive))
         if not keep_alive:

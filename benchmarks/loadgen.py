@@ -227,12 +227,18 @@ async def run_streams(spec: Spec) -> dict[str, Any]:
     sampler = asyncio.create_task(memory.run()) if memory else None
     async with _session(0) as session:
 
+        open_now = [0, 0]  # streams in flight, and the most at once
+
         async def one(delay: float) -> None:
             await asyncio.sleep(delay)
+            open_now[0] += 1
+            open_now[1] = max(open_now[1], open_now[0])
             try:
                 tally.streams.append(await _stream(session, url, body, headers))
             except Exception as exc:  # noqa: BLE001 - every failure is a counted error
                 tally.error(f"{type(exc).__name__}: {exc}")
+            finally:
+                open_now[0] -= 1
 
         start = perf_counter()
         step = spec.ramp_s / spec.streams
@@ -240,6 +246,7 @@ async def run_streams(spec: Spec) -> dict[str, Any]:
         elapsed = perf_counter() - start
     tally.latencies = [s.total for s in tally.streams]
     result = _report(spec, tally, elapsed)
+    result["client_max_open"] = open_now[1]
     if memory and sampler:
         sampler.cancel()
         result.update(memory.report())
