@@ -143,7 +143,7 @@ def _route_findings(doc: Doc, providers: Mapping[str, Doc]) -> Iterator[Finding]
     routes: Sequence[Doc] = doc["route"]
     names = route_names(doc)
     first_use: dict[str, int] = {}
-    catch_all = catch_all_index(doc)
+    catch_all = _catch_all_index(doc)
     used: set[str] = set()
     for index, route in enumerate(routes):
         at: ConfigPath = ("route", index)
@@ -191,7 +191,7 @@ def _patterns(route: Doc) -> list[str]:
     return [match] if isinstance(match, str) else list(match)
 
 
-def catch_all_index(doc: Doc) -> int | None:
+def _catch_all_index(doc: Doc) -> int | None:
     """The first route with a ``*`` pattern: every route after it is already an error."""
     for index, route in enumerate(doc["route"]):
         if any(is_catch_all(p) for p in _patterns(route)):
@@ -202,7 +202,7 @@ def catch_all_index(doc: Doc) -> int | None:
 def shadowing(doc: Doc, shadowed: Sequence[Shadowed]) -> list[Finding]:
     """Warnings for patterns earlier patterns cover (``find_shadowed``'s answer), worded."""
     names = route_names(doc)
-    last = catch_all_index(doc)
+    last = _catch_all_index(doc)
     findings: list[Finding] = []
     for s in shadowed:
         if last is not None and s.route > last:
