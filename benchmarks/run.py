@@ -503,6 +503,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-many-streams", action="store_true",
                         help="skip the 1,000 concurrent streams")
     parser.add_argument("--json", type=Path, help="also write every raw result here")
+    parser.add_argument("--logs", type=Path,
+                        help="keep the processes' logs in this directory (default: discarded)")
     parser.add_argument("--gateway-args", default="",
                         help='extra `gateway serve` arguments, e.g. "--log-level warning"')
     args = parser.parse_args(argv)
@@ -520,7 +522,9 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     with temp_dir() as tmp:
-        procs = Processes(tmp)
+        if args.logs:
+            args.logs.mkdir(parents=True, exist_ok=True)
+        procs = Processes(args.logs or tmp)
         try:
             up_port = free_port()
             upstream = procs.start("upstream", [PY, str(HERE / "fake_upstream.py"), "--port", str(up_port)])
