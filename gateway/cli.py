@@ -9,6 +9,9 @@
     gateway routes --from-env
     gateway schema
     gateway init [--profile NAME] [--force] [--output F]
+    gateway doctor [--config F] [--url U] [--probe] [--timeout S]
+    gateway service install|uninstall|status [--config F] [--root DIR] [--platform P] [--print]
+    gateway stats [--url U] [--config F] [--json]
     gateway --version
 
 Exit codes are click's: 0 success; 1 failure (``Error: ...`` on stderr; for ``validate``, a file
@@ -48,7 +51,7 @@ from rules.errors import ConfigError, Problem
 if TYPE_CHECKING:
     from rules.model import Provider, Route, RuleSet
 
-__all__ = ["main", "build_parser", "CliError", "UsageError"]
+__all__ = ["main", "build_parser", "CliError", "ConfigFailure", "UsageError"]
 
 PROG = "gateway"
 DEFAULT_PROFILE = "mixed"
@@ -79,6 +82,18 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message, self)
 
 
+class ConfigFailure(CliError):
+    """A config that cannot be used: its problems are printed, one per line, before the error."""
+
+    def __init__(self, error: ConfigError, what: str = "the config") -> None:
+        count = len(error.problems)
+        super().__init__(
+            f"{what} has {count} error{'s' if count != 1 else ''} (above); fix "
+            f"{'it' if count == 1 else 'them'} and check with `gateway validate`"
+        )
+        self.problems = error.problems
+
+
 def _print_usage_error(exc: UsageError) -> None:
     if exc.parser is not None:
         exc.parser.print_usage(sys.stderr)
@@ -92,7 +107,10 @@ def _load_dotenv_into(environ: MutableMapping[str, str]) -> None:
     """Fill ``environ`` from ./.env; variables it already has win (rules.discover reads the file)."""
     from rules.discover import apply_dotenv
 
-    apply_dotenv(Path.cwd() / ".env", environ)
+    try:
+        apply_dotenv(Path.cwd() / ".env", environ)
+    except ConfigError as exc:  # unreadable, or not UTF-8: the message names the file and the fix
+        raise CliError(exc.message) from None
 
 
 def _environment() -> dict[str, str]:
@@ -100,17 +118,6 @@ def _environment() -> dict[str, str]:
     env = dict(os.environ)
     _load_dotenv_into(env)
     return env
-
-
-def _config_failure(exc: ConfigError, what: str) -> CliError:
-    """Print every problem of an unusable config, and the error that ends the command."""
-    for problem in exc.problems:
-        print(problem.render(), file=sys.stderr)
-    count = len(exc.problems)
-    return CliError(
-        f"{what} has {count} error{'s' if count != 1 else ''} (above); fix "
-        f"{'it' if count == 1 else 'them'} and check with `gateway validate`"
-    )
 
 
 # --- serve ---------------------------------------------------------------------------------
@@ -130,10 +137,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         log_file=args.log_file,
         watch=not args.no_watch,
     )
-    try:
-        return serve(options)
-    except ConfigError as exc:
-        raise _config_failure(exc, "the config") from None
+    return serve(options)  # a ConfigError it raises is reported by main()
 
 
 # --- validate ------------------------------------------------------------------------------
@@ -269,7 +273,7 @@ def _load_config(config: str | None, env: Mapping[str, str]) -> tuple[RuleSet, s
     try:
         ruleset = load_discovered(found, env)
     except ConfigError as exc:
-        raise _config_failure(exc, str(found.path or "the config")) from None
+        raise ConfigFailure(exc, str(found.path or "the config")) from None
     origin = f"{found.path} ({found.reason})" if found.path is not None else found.reason
     return ruleset, origin
 
@@ -426,7 +430,7 @@ def _cmd_routes(args: argparse.Namespace) -> int:
     try:
         ruleset = load_legacy(env)
     except ConfigError as exc:
-        raise _config_failure(exc, "the legacy environment") from None
+        raise ConfigFailure(exc, "the legacy environment") from None
     for warning in ruleset.warnings:
         print(_text_line(warning), file=sys.stderr)
     sys.stdout.write(render_toml(ruleset, header=legacy_header(env)))
@@ -466,6 +470,38 @@ def _cmd_init(args: argparse.Namespace) -> int:
         f"`gateway validate {output}`, then run `gateway serve`.",
         file=sys.stderr,
     )
+    return 0
+
+
+# --- operations: doctor, service, stats (gateway.doctor, gateway.service, gateway.stats) ----
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from gateway.doctor import DoctorOptions, run
+
+    return run(DoctorOptions(args.config, args.url, args.probe, args.timeout), _environment(), Path.cwd())
+
+
+def _cmd_service(args: argparse.Namespace) -> int:
+    from gateway import service
+
+    try:
+        outcome = service.command(
+            args.action, config=args.config, root=args.root, platform=args.platform, show=args.print,
+            env=_environment(), cwd=Path.cwd(),
+        )
+    except service.ServiceError as exc:
+        raise CliError(str(exc)) from None
+    print("\n".join(outcome.lines))
+    return outcome.code
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    from gateway.stats import StatsError, command
+
+    try:
+        sys.stdout.write(command(args.url, args.config, args.json, _environment(), Path.cwd()))
+    except StatsError as exc:
+        raise CliError(str(exc)) from None
     return 0
 
 
@@ -572,7 +608,35 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument(
         "--output", metavar="F", default=DEFAULT_OUTPUT, help=f"file to write (default {DEFAULT_OUTPUT}; - is stdout)"
     )
+
+    doctor = _command(commands, "doctor", _cmd_doctor, "check the config, keys, the running gateway and Claude Code's settings")
+    doctor.add_argument("--config", metavar="F", help="routes.toml to check (default: found as serve finds it)")
+    doctor.add_argument("--url", metavar="U", help="the gateway to check (default: the config's [server] address)")
+    doctor.add_argument("--probe", action="store_true", help="send a 1-token request to each provider (costs a token each)")
+    doctor.add_argument("--timeout", metavar="S", type=float, default=5.0, help="seconds per network check (default 5)")
+
+    service = _command(commands, "service", _cmd_service, "run the gateway at login as a user service, restarted on failure")
+    service.add_argument("action", choices=["install", "uninstall", "status"], help="install, uninstall or status")
+    service.add_argument("--config", metavar="F", help="routes.toml the service runs with (default: found as serve finds it)")
+    service.add_argument(
+        "--root", metavar="DIR", help="write below DIR instead of your home, and run no service manager (also $GATEWAY_SERVICE_ROOT)"
+    )
+    service.add_argument(
+        "--platform", choices=["linux", "macos", "windows"], help="the service file of another OS (with --root or --print)"
+    )
+    service.add_argument("--print", action="store_true", help="print the service file instead of installing it")
+
+    stats = _command(commands, "stats", _cmd_stats, "requests, tokens, errors and fallbacks per provider and model since start")
+    stats.add_argument("--url", metavar="U", help="the gateway to ask (default: the config's [server] address)")
+    stats.add_argument("--config", metavar="F", help="routes.toml for the address and client key (default: found as serve finds it)")
+    stats.add_argument("--json", action="store_true", help="print the JSON document of GET /stats")
     return parser
+
+
+def _print_error(exc: CliError) -> None:
+    for problem in getattr(exc, "problems", ()):
+        print(problem.render(), file=sys.stderr)
+    print(f"Error: {exc}", file=sys.stderr)
 
 
 def _silence_stdout() -> None:
@@ -596,11 +660,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_usage_error(exc)
         return exc.exit_code
     except CliError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
+        _print_error(exc)
         return exc.exit_code
     except ConfigError as exc:
-        print(f"Error: {_config_failure(exc, 'the config')}", file=sys.stderr)
-        return 1
+        failure = ConfigFailure(exc)
+        _print_error(failure)
+        return failure.exit_code
     except BrokenPipeError:
         _silence_stdout()
         return 1
