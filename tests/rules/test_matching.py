@@ -314,3 +314,42 @@ def test_every_shadowed_pattern_is_really_covered(routes: list[list[str]]) -> No
                 assert any(fnmatch.fnmatchcase(name, p) for _, p in s.covered_by), (s, name)
         for r, p in s.covered_by:
             assert r < s.route or (r == s.route and p in routes[r][: s.position])
+
+
+# --- buckets by prefix and by suffix ------------------------------------------------------------
+
+def test_literal_suffix_is_the_literal_tail() -> None:
+    assert matching.literal_suffix("*-Tag-7") == "-tag-7"
+    assert matching.literal_suffix("*haiku*") == ""
+    assert matching.literal_suffix("a[bc]d") == "d"
+    assert matching.literal_suffix("*ab[") == "ab["  # an unclosed "[" is a literal
+
+
+def test_prefixless_and_prefixed_globs_keep_route_order() -> None:
+    assert first([["*-b"], ["a*"]], "a-b") == 0
+    assert first([["a*"], ["*-b"]], "a-b") == 0
+    assert first([["x*"], ["*-b"], ["*b"], ["*"]], "a-b") == 1
+    assert first([["x*"], ["*b"], ["*-b"]], "A-B") == 1
+    assert first([["*-b"]], "b") == -1  # the suffix is longer than the name
+
+
+def test_find_answers_like_resolve_without_filling_the_cache() -> None:
+    m = Matcher([["claude-*"], ["*-b"], ["glm-4.7"]])
+    assert [m.find(n) for n in ("claude-x", "x-b", "GLM-4.7", "gpt")] == [0, 1, 2, -1]
+    assert m._cache == {}
+
+
+def test_shadowing_through_a_big_bucket_of_one_prefix() -> None:
+    routes = [[f"m-*-{i}"] for i in range(20)] + [["m-x-5"], ["m-[xy]-7"], ["m-*-5x"]]
+    assert [(s.route, s.pattern, s.covered_by) for s in find_shadowed(routes)] == [
+        (20, "m-x-5", ((5, "m-*-5"),)),
+        (21, "m-[xy]-7", ((7, "m-*-7"),)),
+    ]
+
+
+def test_shadowing_of_prefixless_patterns() -> None:
+    routes = [["*haiku*"], ["*-haiku-*"], ["claude-haiku-5"], ["*opus*"]]
+    assert [(s.route, s.covered_by) for s in find_shadowed(routes)] == [
+        (1, ((0, "*haiku*"),)),
+        (2, ((0, "*haiku*"),)),
+    ]
