@@ -122,7 +122,7 @@ def legacy_configured(env: Mapping[str, str]) -> bool:
 
 def _check_url(value: str, variable: str) -> tuple[str, Problem | None]:
     """The URL without a trailing slash, or a problem naming the variable."""
-    if not value.lower().startswith(("http://", "https://")) or "://" == value[-3:]:
+    if not value.lower().startswith(("http://", "https://")) or value.endswith("://"):
         return value, Problem(
             f"{variable}={value!r} is not an http(s) URL; "
             f"set it to the provider's base URL, e.g. https://api.z.ai/api/anthropic",

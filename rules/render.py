@@ -6,7 +6,9 @@ shorthand forms where they apply (``key = { env = "X" }`` for a one-source chain
 "zai"`` for one target without a model rewrite, ``match = "*"`` for one pattern); values equal
 to their defaults left out. Provider ``timeout_s`` / ``connect_timeout_s`` and route
 ``fallback_on`` are compared with the RuleSet's ``[defaults]``, which the loader applies to
-every provider and route that does not set its own.
+every provider and route that does not set its own; ``max_queue`` is written only when it
+differs from the one the loader derives from ``max_concurrent``, and a route name the loader
+made up (``route[2]``) is not written.
 
 The TOML emitter is the few lines below rather than a dependency: routes.toml needs only
 strings, numbers, booleans, arrays and inline tables, and basic strings escaped per TOML 1.0.
@@ -83,13 +85,13 @@ def _inline(pairs: Iterable[tuple[str, str]]) -> str:
     return f"{{ {body} }}" if body else "{}"
 
 
-def _array(items: Sequence[str], indent: str = "") -> str:
+def _array(items: Sequence[str]) -> str:
     """An array from already rendered items; one item per line when it would be long."""
     one_line = "[" + ", ".join(items) + "]"
-    if len(one_line) + len(indent) <= _LINE_WIDTH:
+    if len(one_line) <= _LINE_WIDTH:
         return one_line
-    inner = "".join(f"{indent}    {item},\n" for item in items)
-    return f"[\n{inner}{indent}]"
+    inner = "".join(f"    {item},\n" for item in items)
+    return f"[\n{inner}]"
 
 
 def _key_source(source: KeySource) -> str:
