@@ -203,8 +203,9 @@ class Proxy:
                 exchange.attempts.append(Attempt(provider.name, model, "credential", detail=exc.message))
                 gateway_errors.append(exc)
                 continue
-            if self.health.skip(provider.name, last=index == last_index, credential=credential.fingerprint):
-                exchange.attempts.append(Attempt(provider.name, model, "skipped", detail="cooling down"))
+            skipped = self.health.skip(provider.name, last=index == last_index, credential=credential.fingerprint)
+            if skipped is not None:
+                exchange.attempts.append(Attempt(provider.name, model, "skipped", detail=skipped))
                 continue
             limit = self.limits.for_provider(provider)
             if limit is not None:
@@ -431,13 +432,13 @@ async def _read_limited(response: httpx.Response) -> bytes:
 
 def _combined(errors: list[GatewayError], exchange: Exchange) -> GatewayError:
     """One error for a request no target could take, naming every target tried."""
-    if not errors:
-        skipped = ", ".join(a.provider for a in exchange.attempts)
-        return UpstreamUnreachable(f"every provider of this route is cooling down ({skipped}); try again shortly")
-    if len(errors) == 1:
+    if len(exchange.attempts) == 1 and len(errors) == 1:
         return errors[0]
-    message = "no provider could take the request: " + "; ".join(e.message for e in errors)
-    if all(isinstance(e, AuthenticationFailed) for e in errors):
+    parts = [f"{a.provider}: {a.detail or f'answered {a.status}'}" for a in exchange.attempts]
+    message = "no provider could take the request: " + "; ".join(parts)
+    if errors and all(isinstance(e, AuthenticationFailed) for e in errors):
         return AuthenticationFailed(message)
-    last_network = next((e for e in reversed(errors) if not isinstance(e, AuthenticationFailed)), errors[-1])
-    return type(last_network)(message)
+    last_network = next((e for e in reversed(errors) if not isinstance(e, AuthenticationFailed)), None)
+    if isinstance(last_network, (UpstreamTimeout, Overloaded)):
+        return type(last_network)(message)
+    return UpstreamUnreachable(message)

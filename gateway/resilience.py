@@ -115,24 +115,24 @@ class ProviderHealth:
 
     # --- decisions -------------------------------------------------------------------------
 
-    def skip(self, provider: str, *, last: bool, credential: str = "") -> bool:
-        """True when ``provider`` should not be asked now. The route's last target is always asked."""
+    def skip(self, provider: str, *, last: bool, credential: str = "") -> str | None:
+        """Why ``provider`` should not be asked now, or None. The route's last target is always asked."""
         if last or (not self._cooldowns and not self._circuits):
-            return False
+            return None
         now = self._clock()
         cooldown = self._cooldowns.get((provider, credential))
         if cooldown is not None:
             if cooldown.until > now:
-                return True
+                return f"cooling down until {_clock(cooldown.until)} after a {cooldown.status} ({cooldown.reason})"
             self._end_cooldown((provider, credential))
         circuit = self._circuits.get(provider)
         if circuit is not None and circuit.open_until:
             if circuit.open_until > now:
-                return True
+                return f"unreachable {circuit.failures} times in a row; next try after {_clock(circuit.open_until)}"
             if circuit.probing:
-                return True  # half-open: someone else is probing
+                return "unreachable recently; another request is probing it"
             circuit.probing = True  # this request is the probe
-        return False
+        return None
 
     # --- outcomes ----------------------------------------------------------------------------
 

@@ -63,21 +63,21 @@ def test_429_with_retry_after_skips_provider_until_then_except_as_last_target() 
     clock = Clock()
     health = ProviderHealth(clock)
     health.on_status("anthropic", 429, {"retry-after": "30"})
-    assert health.skip("anthropic", last=False) is True
-    assert health.skip("anthropic", last=True) is False
-    assert health.skip("zai", last=False) is False
+    assert health.skip("anthropic", last=False) is not None
+    assert health.skip("anthropic", last=True) is None
+    assert health.skip("zai", last=False) is None
     clock.now += 29.9
-    assert health.skip("anthropic", last=False) is True
+    assert health.skip("anthropic", last=False) is not None
     clock.now += 0.2
-    assert health.skip("anthropic", last=False) is False
+    assert health.skip("anthropic", last=False) is None
     assert health.snapshot()["cooldowns"] == []
 
 
 def test_cooldown_is_per_credential() -> None:
     health = ProviderHealth(Clock())
     health.on_status("anthropic", 429, {"retry-after": "30"}, "client#aaa")
-    assert health.skip("anthropic", last=False, credential="client#aaa") is True
-    assert health.skip("anthropic", last=False, credential="client#bbb") is False
+    assert health.skip("anthropic", last=False, credential="client#aaa") is not None
+    assert health.skip("anthropic", last=False, credential="client#bbb") is None
 
 
 def test_529_cools_down_but_500_and_plain_429_do_not() -> None:
@@ -85,7 +85,15 @@ def test_529_cools_down_but_500_and_plain_429_do_not() -> None:
     health.on_status("a", 529, {"retry-after": "10"})
     health.on_status("b", 500, {"retry-after": "10"})
     health.on_status("c", 429, {})
-    assert [health.skip(p, last=False) for p in "abc"] == [True, False, False]
+    assert [health.skip(p, last=False) is not None for p in "abc"] == [True, False, False]
+
+
+def test_skip_says_why() -> None:
+    health = ProviderHealth(Clock(1_800_000_000.0))
+    health.on_status("anthropic", 429, {"retry-after": "30"})
+    assert health.skip("anthropic", last=False) == (
+        "cooling down until 2027-01-15 08:00:30 UTC after a 429 (retry-after: 30)"
+    )
 
 
 def test_snapshot_shows_cooldown_end_and_reason() -> None:
@@ -103,19 +111,19 @@ def test_circuit_opens_after_threshold_and_probes_half_open() -> None:
     health = ProviderHealth(clock)
     for _ in range(CIRCUIT_THRESHOLD - 1):
         health.on_connect_error("zai")
-    assert health.skip("zai", last=False) is False
+    assert health.skip("zai", last=False) is None
     health.on_connect_error("zai")
-    assert health.skip("zai", last=False) is True
+    assert health.skip("zai", last=False) is not None
     clock.now += CIRCUIT_BASE_S + 0.01
-    assert health.skip("zai", last=False) is False  # this request is the probe
-    assert health.skip("zai", last=False) is True  # others wait for the probe
+    assert health.skip("zai", last=False) is None  # this request is the probe
+    assert health.skip("zai", last=False) is not None  # others wait for the probe
     health.on_connect_error("zai")  # the probe failed: open again, for twice as long
     clock.now += CIRCUIT_BASE_S + 0.01
-    assert health.skip("zai", last=False) is True
+    assert health.skip("zai", last=False) is not None
     clock.now += CIRCUIT_BASE_S
-    assert health.skip("zai", last=False) is False  # probe again
+    assert health.skip("zai", last=False) is None  # probe again
     health.on_status("zai", 200, {})
-    assert health.skip("zai", last=False) is False
+    assert health.skip("zai", last=False) is None
     assert health.snapshot()["circuits"] == []
 
 
@@ -125,9 +133,9 @@ def test_abandoned_probe_lets_the_next_request_probe() -> None:
     for _ in range(CIRCUIT_THRESHOLD):
         health.on_connect_error("zai")
     clock.now += CIRCUIT_BASE_S + 0.01
-    assert health.skip("zai", last=False) is False
+    assert health.skip("zai", last=False) is None
     health.on_probe_abandoned("zai")
-    assert health.skip("zai", last=False) is False
+    assert health.skip("zai", last=False) is None
 
 
 def test_listeners_hear_cooldowns_and_circuits() -> None:
