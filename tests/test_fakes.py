@@ -110,6 +110,7 @@ def test_non_streaming_reply_names_upstream_model_and_usage(upstream_factory: Up
     assert raw.headers["content-type"] == "application/json"
     assert raw.headers["request-id"].startswith("req_")
     assert raw.headers["anthropic-ratelimit-requests-limit"] == "4000"
+    assert zai.last.completed_at is not None  # set before the last byte left: no wait needed
 
 
 def test_stream_has_anthropic_event_order_and_parses_with_the_sdk(upstream_factory: UpstreamFactory) -> None:
@@ -125,6 +126,7 @@ def test_stream_has_anthropic_event_order_and_parses_with_the_sdk(upstream_facto
     assert events[0][1]["message"]["usage"]["input_tokens"] > 0
     assert events[-2][1]["usage"]["output_tokens"] > 0
     assert events[-2][1]["delta"]["stop_reason"] == "end_turn"
+    assert up.last.events_sent == len(events) and up.last.completed_at is not None
 
     with anthropic_client(up).messages.stream(model="claude-sonnet-5-5", max_tokens=64, messages=USER_HI) as stream:
         final = stream.get_final_message()
@@ -222,6 +224,8 @@ def test_custom_handler_answers(upstream_factory: UpstreamFactory) -> None:
     response = post(up, message("glm-4.7"))
 
     assert response.status_code == 418 and response.json() == {"model_seen": "glm-4.7"}
+    finished = up.wait_for_completion()
+    assert finished.status == 418 and finished.completed_at is not None
 
 
 # ------------------------------------------------------------------ errors and failures

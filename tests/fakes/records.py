@@ -42,8 +42,10 @@ class RecordedRequest:
     - `status`: the status sent (None if no head was sent: hang, drop);
     - `outcome`: "reply", "error", "rejected" (auth or validation), "hang", "drop", "handler",
       "not_found";
-    - `events_sent`: SSE events written;
-    - `completed_at`: when the response was fully written;
+    - `events_sent`: SSE events handed to the socket (counted just before each write);
+    - `completed_at`: when the last byte was handed to the socket (set just before that write,
+      so once a client holds the whole answer it is set; for `Handler` answers, set after the
+      handler returns: use `upstream.wait_for_completion()`);
     - `disconnected_at`: when the connection closed before the response was complete, and
       `client_disconnected` whether the client (not the fake, as in Drop) closed it.
     """

@@ -192,32 +192,37 @@ def usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class Message:
-    """One assistant message to send, as JSON (`message_json`) or as SSE (`stream_events`)."""
-
-    id: str
-    model: str
-    blocks: list[RenderedBlock]
-    stop_reason: str
-    input_tokens: int
-    output_tokens: int
-
-
-def message_json(message: Message) -> dict[str, Any]:
+def message_json(
+    *,
+    message_id: str,
+    model: str,
+    blocks: list[RenderedBlock],
+    stop_reason: str,
+    input_tokens: int,
+    output_tokens: int,
+) -> dict[str, Any]:
+    """A non-streaming Messages response body."""
     return {
-        "id": message.id,
+        "id": message_id,
         "type": "message",
         "role": "assistant",
-        "model": message.model,
-        "content": [block.final for block in message.blocks],
-        "stop_reason": message.stop_reason,
+        "model": model,
+        "content": [block.final for block in blocks],
+        "stop_reason": stop_reason,
         "stop_sequence": None,
-        "usage": usage(message.input_tokens, message.output_tokens),
+        "usage": usage(input_tokens, output_tokens),
     }
 
 
-def stream_events(message: Message) -> list[bytes]:
+def stream_events(
+    *,
+    message_id: str,
+    model: str,
+    blocks: list[RenderedBlock],
+    stop_reason: str,
+    input_tokens: int,
+    output_tokens: int,
+) -> list[bytes]:
     """The full SSE event sequence, in Anthropic's order, one encoded event per item.
 
     message_start (usage with input tokens, output 1), then per block content_block_start,
@@ -225,19 +230,19 @@ def stream_events(message: Message) -> list[bytes]:
     then message_delta (stop_reason, cumulative usage) and message_stop.
     """
     start_message: dict[str, Any] = {
-        "id": message.id,
+        "id": message_id,
         "type": "message",
         "role": "assistant",
-        "model": message.model,
+        "model": model,
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": usage(message.input_tokens, 1),
+        "usage": usage(input_tokens, 1),
     }
     events = [sse("message_start", {"type": "message_start", "message": start_message})]
-    if not message.blocks:
+    if not blocks:
         events.append(sse("ping", {"type": "ping"}))
-    for index, block in enumerate(message.blocks):
+    for index, block in enumerate(blocks):
         events.append(
             sse("content_block_start", {"type": "content_block_start", "index": index, "content_block": block.start})
         )
@@ -251,8 +256,8 @@ def stream_events(message: Message) -> list[bytes]:
             "message_delta",
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": message.stop_reason, "stop_sequence": None},
-                "usage": usage(message.input_tokens, message.output_tokens),
+                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                "usage": usage(input_tokens, output_tokens),
             },
         )
     )
