@@ -51,7 +51,8 @@ class RequestBody:
 
     @property
     def model(self) -> str:
-        return self.doc["model"]
+        model: str = self.doc["model"]  # parse_body checked that it is a non-empty string
+        return model
 
     @property
     def stream(self) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import httpx
@@ -128,12 +129,12 @@ def test_captured_requests_arrive_byte_identical_without_policy(
 
 # --- a conversation across providers -----------------------------------------------------------------
 
-READ_TOOL = {
+READ_TOOL: Any = {
     "name": "Read",
     "description": "Read a file",
     "input_schema": {"type": "object", "properties": {"file_path": {"type": "string"}}, "required": ["file_path"]},
 }
-THINKING_ON = {"type": "enabled", "budget_tokens": 2048}
+THINKING_ON: Any = {"type": "enabled", "budget_tokens": 2048}
 
 
 def as_param(block: Any) -> dict[str, Any]:
@@ -164,7 +165,7 @@ def test_conversation_anthropic_zai_anthropic_with_thinking_and_tools(
 ) -> None:
     gw, anthropic, zai = mixed
     client = anthropic_client(gw, api_key=CLIENT_KEY)
-    messages: list[dict[str, Any]] = [{"role": "user", "content": "Read a.py and b.py"}]
+    messages: list[Any] = [{"role": "user", "content": "Read a.py and b.py"}]
 
     # Turn 1, Sonnet on Anthropic, streamed: signed thinking, then a tool call.
     anthropic.enqueue(Reply(content=(Thinking("Anthropic thinks: read a.py."), ToolUse("Read", {"file_path": "a.py"}))))
@@ -194,7 +195,7 @@ def test_conversation_anthropic_zai_anthropic_with_thinking_and_tools(
         model="claude-sonnet-5-5", max_tokens=4096, thinking=THINKING_ON, tools=[READ_TOOL], messages=messages
     ) as stream:
         final = stream.get_final_message()
-    assert final.content[-1].text == "Done."
+    assert as_param(final.content[-1]) == {"type": "text", "text": "Done."}
     sent_to_anthropic = anthropic.last.json
     assert sent_to_anthropic["messages"][1]["content"][0] == first[0]  # intact, signature and all
     assert [b["type"] for b in sent_to_anthropic["messages"][3]["content"]] == ["tool_use"]
@@ -207,7 +208,7 @@ def test_without_the_gateway_the_fakes_reject_foreign_signatures(
 ) -> None:
     # Proof that the conversation test can fail: Z.AI's fake refuses Anthropic's signature.
     _, anthropic, zai = mixed
-    history = [
+    history: list[Any] = [
         {"role": "user", "content": "q"},
         {"role": "assistant", "content": [
             {"type": "thinking", "thinking": "t", "signature": anthropic.sign("t")},
@@ -215,7 +216,7 @@ def test_without_the_gateway_the_fakes_reject_foreign_signatures(
         ]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "x"}]},
     ]
-    direct = anthropic_client(zai, api_key=ZAI_KEY)
+    direct = anthropic_client(SimpleNamespace(url=zai.url), api_key=ZAI_KEY)
     with pytest.raises(Exception, match="Invalid `signature`"):
         direct.messages.create(model="glm-4.7", max_tokens=10, thinking=THINKING_ON, tools=[READ_TOOL], messages=history)
 

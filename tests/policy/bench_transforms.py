@@ -15,10 +15,10 @@ from pathlib import Path
 
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from captured import inflated_bytes  # noqa: E402
+from policy.captured import inflated_bytes  # noqa: E402
 
 from gateway.signatures import SignatureStore  # noqa: E402
 from gateway.transforms import body_for_target, parse_body  # noqa: E402

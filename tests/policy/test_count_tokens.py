@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from captured import COUNT_TOKENS_REQUEST, request_body, request_bytes
+from policy.captured import COUNT_TOKENS_REQUEST, request_body, request_bytes
 
 from gateway.count_tokens import (
     IMAGE_TOKENS,

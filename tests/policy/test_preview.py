@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from captured import CAPTURED, request_bytes
+from policy.captured import CAPTURED, request_bytes
 
 from gateway.preview import load_request, preview_lines
 from rules.loader import load_bytes

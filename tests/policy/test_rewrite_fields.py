@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import orjson
-from captured import request_body
+from policy.captured import request_body
 
 from gateway.rewrite_fields import (
     auto_tool_choice,
@@ -29,7 +30,7 @@ def test_drop_fields_with_nothing_present_changes_nothing() -> None:
 
 
 def test_forced_tool_choice_becomes_auto() -> None:
-    doc = {"model": "m", "tool_choice": {"type": "tool", "name": "Read", "disable_parallel_tool_use": True}}
+    doc: dict[str, Any] = {"model": "m", "tool_choice": {"type": "tool", "name": "Read", "disable_parallel_tool_use": True}}
     assert auto_tool_choice(doc) == {"model": "m", "tool_choice": {"type": "auto", "disable_parallel_tool_use": True}}
     assert auto_tool_choice({"tool_choice": {"type": "any"}}) == {"tool_choice": {"type": "auto"}}
     assert doc["tool_choice"]["type"] == "tool"  # input untouched
@@ -65,7 +66,7 @@ def test_strip_cache_control_removes_every_marker_of_a_captured_request() -> Non
 
 def test_strip_cache_control_reaches_tools_nested_tool_results_and_the_top_level() -> None:
     marker = {"type": "ephemeral"}
-    doc = {
+    doc: dict[str, Any] = {
         "cache_control": marker,
         "tools": [{"name": "a"}, {"name": "b", "cache_control": marker}],
         "messages": [

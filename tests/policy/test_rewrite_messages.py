@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from captured import MESSAGE_REQUESTS, request_body
+from policy.captured import MESSAGE_REQUESTS, request_body
 
 from gateway.rewrite_messages import merge_system_turns, without_messages
 

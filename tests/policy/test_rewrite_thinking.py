@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
-from captured import ALL_BODIES, request_body
+from policy.captured import ALL_BODIES, request_body
 
 from gateway.rewrite_thinking import strip_foreign_thinking, strip_thinking
 from gateway.signatures import SignatureStore

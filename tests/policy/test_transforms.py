@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
-from captured import ALL_BODIES, MESSAGE_REQUESTS, request_bytes
+from policy.captured import ALL_BODIES, MESSAGE_REQUESTS, request_bytes
 
 from gateway.signatures import SignatureStore
 from gateway.transforms import body_for_target, parse_body, rewrite
