@@ -23,12 +23,15 @@ from sanic.exceptions import (
     ServiceUnavailable,
 )
 from sanic.handlers import ErrorHandler
-from sanic.response import HTTPResponse
+from sanic.response import HTTPResponse, json
 
-from gateway import __version__, handlers
+from gateway import __version__, access, handlers, metrics, stats
 from gateway.errors import GatewayError, error_body
+from gateway.health import health_report
 from gateway.logs import setup_logging
+from gateway.requestlog import AfterResponse, RequestLog, log_refusal
 from gateway.runtime import Runtime
+from gateway.server import is_loopback
 from gateway.state import LiveConfig
 from gateway.watch import watch_config
 from rules.discover import Discovery, load_discovered
@@ -51,6 +54,7 @@ class WorkerSettings:
     log_level: str = "info"
     log_format: str = "text"
     watch: bool = True
+    log_file: str | None = None
 
 
 def response_timeout(ruleset: RuleSet) -> float:
@@ -106,9 +110,32 @@ def _describe(request: Request, exc: Exception) -> tuple[int, str, str]:
     return 500, "api_error", f"internal gateway error{ref}; the gateway log has the details"
 
 
+def _client_keys(request: Request) -> HTTPResponse | None:
+    """Request middleware: 401 without a valid x-gateway-key (when client keys are set).
+
+    /health is always served, but on a LAN bind without the providers, routes and tiers for a
+    caller without a valid key.
+    """
+    ctx = request.app.ctx
+    gate: access.AccessControl = ctx.access
+    headers = request.headers
+    if request.path == "/health":
+        if gate.shows_details(headers):
+            return None
+        runtime = ctx.runtime
+        return json(health_report(runtime.live, runtime.credentials, runtime.health, details=False))
+    if gate.allows(headers):
+        return None
+    reason = gate.refusal_reason(headers)
+    metrics.instance().refused(reason)
+    log_refusal(request.client_ip, request.method, request.path, reason, fmt=gate.log_format)
+    body = error_body("authentication_error", gate.refusal(headers))
+    return HTTPResponse(body, status=401, content_type="application/json")
+
+
 def create_app(settings: WorkerSettings) -> Sanic:
     """The Sanic app of one worker."""
-    setup_logging(settings.log_level, settings.log_format)
+    setup_logging(settings.log_level, settings.log_format, settings.log_file)
     ruleset = load_discovered(settings.discovery, os.environ)
     app = Sanic("gateway", error_handler=AnthropicErrors(), configure_logging=False)
     app.config.ACCESS_LOG = False
@@ -125,6 +152,10 @@ def create_app(settings: WorkerSettings) -> Sanic:
     app.add_route(handlers.models, "/v1/models", methods=["GET"])
     app.add_route(handlers.model, "/v1/models/<model_id:path>", methods=["GET"])
     app.add_route(handlers.health, "/health", methods=["GET"])
+    app.add_route(metrics.metrics_endpoint, "/metrics", methods=["GET"])
+    app.add_route(stats.stats_endpoint, "/stats", methods=["GET"])
+    # Client keys (every path but /health) and the trimmed /health of a LAN bind.
+    app.register_middleware(_client_keys, "request")
 
     @app.before_server_start
     async def _start(app: Sanic) -> None:
@@ -142,11 +173,20 @@ def create_app(settings: WorkerSettings) -> Sanic:
         )
         runtime = Runtime(LiveConfig(app.ctx.initial, settings.discovery.reason), client)
         app.ctx.runtime = runtime
+        app.ctx.access = access.AccessControl(
+            runtime.live, os.environ, loopback=is_loopback(settings.host), log_format=settings.log_format
+        )
+        counters = metrics.instance()
+        counters.set_generation(runtime.live.current.generation)
+        counters.start()
+        runtime.health.listeners.append(counters.provider_event)
+        runtime.exchange_listeners.append(AfterResponse([RequestLog(settings.log_format), counters.observe]))
         if settings.watch:
             app.add_task(watch_config(app, runtime, settings), name="config-watcher")
 
     @app.after_server_stop
     async def _stop(app: Sanic) -> None:
+        metrics.instance().stop()
         runtime = getattr(app.ctx, "runtime", None)
         if runtime is not None:
             await runtime.close()

@@ -9,6 +9,7 @@
     gateway routes --from-env
     gateway schema
     gateway init [--profile NAME] [--force] [--output F]
+    gateway stats [--url U] [--config F] [--json]
     gateway --version
 
 Exit codes are click's: 0 success; 1 failure (``Error: ...`` on stderr; for ``validate``, a file
@@ -470,6 +471,18 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- operations: doctor, service, stats (gateway.doctor, gateway.service, gateway.stats) ----
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    from gateway.stats import StatsError, command
+
+    try:
+        sys.stdout.write(command(args.url, args.config, args.json, _environment(), Path.cwd()))
+    except StatsError as exc:
+        raise CliError(str(exc)) from None
+    return 0
+
+
 # --- parser --------------------------------------------------------------------------------
 
 def _positive_int(text: str) -> int:
@@ -573,6 +586,15 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument(
         "--output", metavar="F", default=DEFAULT_OUTPUT, help=f"file to write (default {DEFAULT_OUTPUT}; - is stdout)"
     )
+
+    stats = _command(
+        commands, "stats", _cmd_stats, "requests, tokens, errors and fallbacks per provider and model since start"
+    )
+    stats.add_argument("--url", metavar="U", help="the gateway to ask (default: the config's [server] address)")
+    stats.add_argument(
+        "--config", metavar="F", help="routes.toml for the address and client key (default: found as serve finds it)"
+    )
+    stats.add_argument("--json", action="store_true", help="print the JSON document of GET /stats")
     return parser
 
 

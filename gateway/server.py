@@ -54,12 +54,15 @@ def serve(options: ServeOptions) -> int:
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
+    from gateway.access import check_sources, startup_problems
     from gateway.app import WorkerSettings, create_app, describe_routes
+    from gateway.metrics import multiprocess_directory
 
-    setup_logging(options.log_level, options.log_format)
+    setup_logging(options.log_level, options.log_format, options.log_file)
     try:
         discovery = discover(options.config, os.environ, Path.cwd())
         ruleset = load_discovered(discovery, os.environ)
+        check_sources(ruleset.server.client_keys, file=ruleset.source.path)
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         print("Error: the config is invalid; the gateway did not start", file=sys.stderr)
@@ -75,12 +78,22 @@ def serve(options: ServeOptions) -> int:
     for line in describe_routes(ruleset):
         log.info("route %s", line)
     if not is_loopback(host) and not ruleset.server.client_keys:
-        log.warning(
-            "listening on %s without server.client_keys: anyone who can reach this port can use "
-            "the configured providers; set client_keys in routes.toml (see examples/lan.toml)", host
+        # Not one line among the routes: a banner, on stderr too when the log goes to a file.
+        banner = (
+            f"!!! SECURITY WARNING: listening on {host} WITHOUT server.client_keys !!!\n"
+            "!!! Anyone who can reach this port can use the configured providers and credentials.\n"
+            "!!! Set client_keys in routes.toml (see examples/lan.toml), or listen on 127.0.0.1."
         )
+        for line in banner.splitlines():
+            log.warning("%s", line)
+        if options.log_file:
+            print(banner, file=sys.stderr)
+    for problem in startup_problems(ruleset, os.environ):
+        log.error("%s", problem)
 
-    settings = WorkerSettings(discovery, host, port, options.log_level, options.log_format, options.watch)
+    settings = WorkerSettings(
+        discovery, host, port, options.log_level, options.log_format, options.watch, options.log_file
+    )
     loader = AppLoader(factory=partial(create_app, settings))
     app = loader.load()
     single = options.workers == 1
@@ -92,8 +105,10 @@ def serve(options: ServeOptions) -> int:
         access_log=False,
         motd=False,
     )
-    if single:
-        Sanic.serve_single(primary=app)
-    else:
-        Sanic.serve(primary=app, app_loader=loader)
+    # Created before the workers start, removed when they are gone (metrics of several workers).
+    with multiprocess_directory(options.workers):
+        if single:
+            Sanic.serve_single(primary=app)
+        else:
+            Sanic.serve(primary=app, app_loader=loader)
     return 0

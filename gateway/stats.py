@@ -1,0 +1,237 @@
+"""The usage view: per provider and model since start, requests, tokens, errors, fallbacks.
+
+``GET /stats`` answers the JSON document ``usage()`` builds; ``gateway stats`` fetches it and
+prints ``render_table()``. Both read the Prometheus metrics (gateway.metrics), so with several
+workers the figures are the sums over all of them, exactly as ``/metrics`` shows them, and
+there is one set of counters to keep right instead of two.
+
+Document shape (fields may be added, never changed)::
+
+    {"since": "2026-01-05T09:12:44Z", "uptime_s": 8021.5,
+     "totals": {"requests": 42, "count_tokens": 9, "errors": 1, "fallbacks": 2,
+                "input_tokens": 115120, "output_tokens": 8050},
+     "providers": [{"provider": "zai", "requests": 30, ..., "share_requests": 0.714,
+                    "share_tokens": 0.62, "models": [{"model": "glm-4.7", "requests": 30, ...}]}]}
+
+``requests`` counts Messages calls (``/v1/messages``), the work a subscription pays for;
+``count_tokens`` calls are counted apart. ``errors`` are answers with an error status or a
+stream that ended with an error; ``fallbacks`` are times the provider failed (or was cooling
+down) and the request moved on to the route's next target. Provider ``none`` holds requests no
+provider was asked for (no route matched, no credential).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+if TYPE_CHECKING:  # the server's modules; `gateway stats` itself only renders a table
+    from prometheus_client.metrics_core import Metric
+    from sanic import Request
+    from sanic.response import HTTPResponse
+
+__all__ = ["FIELDS", "StatsError", "command", "fetch", "render_table", "stats_endpoint", "usage"]
+
+FIELDS = ("requests", "count_tokens", "errors", "fallbacks", "input_tokens", "output_tokens")
+
+
+@dataclass
+class _Row:
+    requests: float = 0
+    count_tokens: float = 0
+    errors: float = 0
+    fallbacks: float = 0
+    input_tokens: float = 0
+    output_tokens: float = 0
+    models: dict[str, _Row] = field(default_factory=dict)
+
+    def add(self, name: str, value: float) -> None:
+        setattr(self, name, getattr(self, name) + value)
+
+    def counts(self) -> dict[str, int]:
+        return {name: int(getattr(self, name)) for name in FIELDS}
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def usage(families: Iterable[Metric], now: float | None = None) -> dict[str, Any]:
+    """The usage document from the gateway's metric families (see the module docstring)."""
+    now = time.time() if now is None else now
+    providers: dict[str, _Row] = {}
+    started: float | None = None
+
+    def row(provider: str, model: str) -> _Row:
+        top = providers.setdefault(provider, _Row())
+        return top.models.setdefault(model, _Row())
+
+    for family in families:
+        for sample in family.samples:
+            name, labels, value = sample.name, sample.labels, sample.value
+            if name == "gateway_start_time_seconds":
+                started = value if started is None else min(started, value)
+                continue
+            if not name.endswith("_total") or not value:
+                continue
+            if name == "gateway_requests_total":
+                column = "requests" if labels.get("endpoint") == "messages" else "count_tokens"
+                row(labels["provider"], labels["model"]).add(column, value)
+            elif name == "gateway_request_errors_total":
+                row(labels["provider"], labels["model"]).add("errors", value)
+            elif name == "gateway_fallbacks_total":
+                row(labels["provider"], labels["model"]).add("fallbacks", value)
+            elif name == "gateway_tokens_total":
+                column = "input_tokens" if labels.get("direction") == "input" else "output_tokens"
+                row(labels["provider"], labels["model"]).add(column, value)
+
+    totals = _Row()
+    for top in providers.values():
+        for model_row in top.models.values():
+            for name in FIELDS:
+                top.add(name, getattr(model_row, name))
+        for name in FIELDS:
+            totals.add(name, getattr(top, name))
+    all_tokens = totals.input_tokens + totals.output_tokens
+
+    out_providers = []
+    for name in sorted(providers):
+        top = providers[name]
+        tokens = top.input_tokens + top.output_tokens
+        out_providers.append({
+            "provider": name,
+            **top.counts(),
+            "share_requests": round(top.requests / totals.requests, 3) if totals.requests else 0.0,
+            "share_tokens": round(tokens / all_tokens, 3) if all_tokens else 0.0,
+            "models": [{"model": m, **top.models[m].counts()} for m in sorted(top.models)],
+        })
+    return {
+        "since": _iso(started) if started is not None else None,
+        "uptime_s": round(now - started, 1) if started is not None else None,
+        "totals": totals.counts(),
+        "providers": out_providers,
+    }
+
+
+async def stats_endpoint(request: Request) -> HTTPResponse:
+    """GET /stats: the usage document, over every worker."""
+    from sanic.response import json
+
+    from gateway import metrics
+
+    return json(usage(metrics.instance().collect()))
+
+
+_COLUMNS = (
+    ("REQUESTS", "requests"),
+    ("ERRORS", "errors"),
+    ("FALLBACKS", "fallbacks"),
+    ("INPUT TOKENS", "input_tokens"),
+    ("OUTPUT TOKENS", "output_tokens"),
+)
+
+
+def _duration(seconds: float) -> str:
+    minutes, _ = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m"
+
+
+def render_table(doc: dict[str, Any]) -> str:
+    """The usage document as a table: one line per provider and model, then the totals."""
+    lines: list[list[str]] = [["PROVIDER", "MODEL", *(title for title, _ in _COLUMNS), "SHARE"]]
+    for provider in doc.get("providers", []):
+        name = provider["provider"] if provider["provider"] != "none" else "(none)"
+        models = provider.get("models", [])
+        for model in models:
+            lines.append([name, model["model"], *(f"{model[key]:,}" for _, key in _COLUMNS), ""])
+        share = f"{provider.get('share_tokens', 0.0) * 100:.1f}% tok, {provider.get('share_requests', 0.0) * 100:.1f}% req"
+        if len(models) != 1:
+            lines.append([name, "(all)", *(f"{provider[key]:,}" for _, key in _COLUMNS), share])
+        else:
+            lines[-1][-1] = share
+    totals = doc.get("totals", {})
+    lines.append(["TOTAL", "", *(f"{totals.get(key, 0):,}" for _, key in _COLUMNS), ""])
+
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    numeric = range(2, 2 + len(_COLUMNS))
+    rendered = []
+    for line in lines:
+        cells = [cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i]) for i, cell in enumerate(line)]
+        rendered.append("  ".join(cells).rstrip())
+    since = doc.get("since")
+    head = "Usage since the gateway started"
+    if since:
+        head = f"Usage since {since} (up {_duration(doc.get('uptime_s') or 0)})"
+    note = "requests: /v1/messages calls; count_tokens calls: " + f"{totals.get('count_tokens', 0):,}"
+    if not doc.get("providers"):
+        return f"{head}\nNo requests yet.\n"
+    return "\n".join([head, "", *rendered, "", note]) + "\n"
+
+
+class StatsError(Exception):
+    """``gateway stats`` could not get the figures; the message says why and what to do."""
+
+
+def fetch(url: str, key: str | None, timeout: float = 5.0) -> dict[str, Any]:
+    """GET ``url``/stats (with the client key, if any) as a dict."""
+    import json as jsonlib
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url.rstrip("/") + "/stats", headers={"x-gateway-key": key} if key else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http only by config)
+            doc = jsonlib.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        hint = " (set GATEWAY_CLIENT_KEY to the gateway's client key)" if exc.code == 401 else ""
+        raise StatsError(f"{url}/stats answered {exc.code}{hint}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise StatsError(f"nothing answers at {url} ({reason}): is the gateway running? (`gateway doctor`)") from None
+    except ValueError:
+        raise StatsError(f"{url}/stats did not answer JSON: is that the gateway?") from None
+    if not isinstance(doc, dict):
+        raise StatsError(f"{url}/stats did not answer the usage document: is that the gateway?")
+    return doc
+
+
+def command(url: str | None, config: str | None, as_json: bool, env: Mapping[str, str], cwd: Path) -> str:
+    """What ``gateway stats`` prints: the table (or the JSON) of the gateway at ``url``.
+
+    Without ``url``, the address and the client key come from the config (found as ``serve``
+    finds it); ``$GATEWAY_CLIENT_KEY`` is the key otherwise.
+    """
+    import json as jsonlib
+
+    from gateway.access import resolve_keys
+    from rules.discover import discover, load_discovered
+    from rules.errors import ConfigError
+
+    key = env.get("GATEWAY_CLIENT_KEY") or None
+    host, port = "127.0.0.1", 8082
+    try:
+        ruleset = load_discovered(discover(config, env, cwd), env)
+    except ConfigError:
+        if config is not None:
+            raise
+        ruleset = None
+    if ruleset is not None:
+        host = ruleset.server.host or host
+        port = ruleset.server.port or port
+        accepted = resolve_keys(ruleset.server.client_keys, env).keys
+        if accepted and key is None:
+            key = accepted[0].decode("utf-8", "surrogateescape")
+    if url is None:
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+        url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    doc = fetch(url, key)
+    return jsonlib.dumps(doc, indent=2) + "\n" if as_json else render_table(doc)
