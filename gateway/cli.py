@@ -9,6 +9,7 @@
     gateway routes --from-env
     gateway schema
     gateway init [--profile NAME] [--force] [--output F]
+    gateway doctor [--config F] [--url U] [--probe] [--timeout S]
     gateway stats [--url U] [--config F] [--json]
     gateway --version
 
@@ -473,6 +474,12 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 # --- operations: doctor, service, stats (gateway.doctor, gateway.service, gateway.stats) ----
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from gateway.doctor import DoctorOptions, run
+
+    return run(DoctorOptions(args.config, args.url, args.probe, args.timeout), _environment(), Path.cwd())
+
+
 def _cmd_stats(args: argparse.Namespace) -> int:
     from gateway.stats import StatsError, command
 
@@ -586,6 +593,16 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument(
         "--output", metavar="F", default=DEFAULT_OUTPUT, help=f"file to write (default {DEFAULT_OUTPUT}; - is stdout)"
     )
+
+    doctor = _command(
+        commands, "doctor", _cmd_doctor, "check the config, keys, the running gateway and Claude Code's settings"
+    )
+    doctor.add_argument("--config", metavar="F", help="routes.toml to check (default: found as serve finds it)")
+    doctor.add_argument("--url", metavar="U", help="the gateway to check (default: the config's [server] address)")
+    doctor.add_argument(
+        "--probe", action="store_true", help="send a 1-token request to each provider (costs a token each)"
+    )
+    doctor.add_argument("--timeout", metavar="S", type=float, default=5.0, help="seconds per network check (default 5)")
 
     stats = _command(
         commands, "stats", _cmd_stats, "requests, tokens, errors and fallbacks per provider and model since start"
