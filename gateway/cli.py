@@ -10,6 +10,7 @@
     gateway schema
     gateway init [--profile NAME] [--force] [--output F]
     gateway doctor [--config F] [--url U] [--probe] [--timeout S]
+    gateway service install|uninstall|status [--config F] [--root DIR] [--platform P] [--print]
     gateway stats [--url U] [--config F] [--json]
     gateway --version
 
@@ -480,6 +481,20 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return run(DoctorOptions(args.config, args.url, args.probe, args.timeout), _environment(), Path.cwd())
 
 
+def _cmd_service(args: argparse.Namespace) -> int:
+    from gateway import service
+
+    try:
+        outcome = service.command(
+            args.action, config=args.config, root=args.root, platform=args.platform, show=args.print,
+            env=_environment(), cwd=Path.cwd(),
+        )
+    except service.ServiceError as exc:
+        raise CliError(str(exc)) from None
+    print("\n".join(outcome.lines))
+    return outcome.code
+
+
 def _cmd_stats(args: argparse.Namespace) -> int:
     from gateway.stats import StatsError, command
 
@@ -603,6 +618,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--probe", action="store_true", help="send a 1-token request to each provider (costs a token each)"
     )
     doctor.add_argument("--timeout", metavar="S", type=float, default=5.0, help="seconds per network check (default 5)")
+
+    service = _command(
+        commands, "service", _cmd_service, "run the gateway at login as a user service, restarted on failure"
+    )
+    service.add_argument("action", choices=["install", "uninstall", "status"], help="install, uninstall or status")
+    service.add_argument(
+        "--config", metavar="F", help="routes.toml the service runs with (default: found as serve finds it)"
+    )
+    service.add_argument(
+        "--root",
+        metavar="DIR",
+        help="write below DIR instead of your home, and run no service manager (also $GATEWAY_SERVICE_ROOT)",
+    )
+    service.add_argument(
+        "--platform",
+        choices=["linux", "macos", "windows"],
+        help="the service file of another OS (with --root or --print)",
+    )
+    service.add_argument("--print", action="store_true", help="print the service file instead of installing it")
 
     stats = _command(
         commands, "stats", _cmd_stats, "requests, tokens, errors and fallbacks per provider and model since start"
