@@ -36,7 +36,7 @@ from gateway.health import CANONICAL_TIERS
 from rules.errors import ConfigError
 from rules.model import RuleSet
 
-__all__ = ["DoctorOptions", "run"]
+__all__ = ["DoctorOptions", "probe_model", "run"]
 
 Level = Literal["ok", "info", "warn", "fail"]
 _MARK = {"ok": "ok  ", "info": "  - ", "warn": "warn", "fail": "FAIL"}
