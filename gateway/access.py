@@ -147,10 +147,20 @@ class AccessControl:
             self._accepted = accepted
         return accepted
 
-    def allows(self, headers: Mapping[str, str]) -> bool:
-        """True when the request may be served (no keys configured, or it carries a valid one)."""
+    def allows(self, headers: Mapping[str, str], *, bearer: bool = False) -> bool:
+        """True when the request may be served (no keys configured, or it carries a valid one).
+
+        ``bearer``: also take the key from ``Authorization: Bearer``. Only for the gateway's own
+        endpoints (/metrics, /stats), which is what Prometheus's ``authorization`` setting
+        sends; on proxied requests that header is the client's credential for the upstream.
+        """
         accepted = self.current()
-        return not accepted.required or accepted.accepts(headers.get(HEADER))
+        if not accepted.required or accepted.accepts(headers.get(HEADER)):
+            return True
+        if bearer:
+            scheme, _, token = (headers.get("authorization") or "").partition(" ")
+            return scheme.lower() == "bearer" and accepted.accepts(token.strip())
+        return False
 
     def shows_details(self, headers: Mapping[str, str]) -> bool:
         """Whether /health may list providers, routes and tiers to this caller.

@@ -110,6 +110,10 @@ def _describe(request: Request, exc: Exception) -> tuple[int, str, str]:
     return 500, "api_error", f"internal gateway error{ref}; the gateway log has the details"
 
 
+# The gateway's own endpoints: here a client key may also come as Authorization: Bearer.
+_OWN_ENDPOINTS = frozenset({"/metrics", "/stats"})
+
+
 def _client_keys(request: Request) -> HTTPResponse | None:
     """Request middleware: 401 without a valid x-gateway-key (when client keys are set).
 
@@ -124,7 +128,7 @@ def _client_keys(request: Request) -> HTTPResponse | None:
             return None
         runtime = ctx.runtime
         return json(health_report(runtime.live, runtime.credentials, runtime.health, details=False))
-    if gate.allows(headers):
+    if gate.allows(headers, bearer=request.path in _OWN_ENDPOINTS):
         return None
     reason = gate.refusal_reason(headers)
     metrics.instance().refused(reason)

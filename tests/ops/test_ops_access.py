@@ -224,3 +224,28 @@ def test_refusals_are_logged_and_counted_without_the_key(upstream_factory: Facto
     assert 'gateway_client_key_refusals_total{reason="invalid"} 1.0' in metrics
     assert "refused client=127.0.0.1 POST /v1/messages status=401 reason=missing_client_key" in logs
     assert "wrong-guess-999" not in logs
+
+
+def test_bearer_key_only_for_the_gateways_own_endpoints() -> None:
+    gate = AccessControl(LiveConfig(ruleset('[{ env = "GATEWAY_CLIENT_KEY" }]'), "t"), ENV, loopback=False)
+    bearer = {"authorization": f"Bearer {CLIENT_KEY}"}
+
+    assert gate.allows(bearer, bearer=True)
+    assert not gate.allows(bearer)  # on proxied requests Authorization is the upstream credential
+    assert not gate.allows({"authorization": "Bearer wrong"}, bearer=True)
+    assert not gate.allows({"authorization": CLIENT_KEY}, bearer=True)
+
+
+def test_prometheus_can_scrape_with_a_bearer_key(upstream_factory: Factory, gateway_factory: Factory) -> None:
+    gw, anthropic = lan_gateway(upstream_factory, gateway_factory)
+    bearer = {"authorization": f"Bearer {CLIENT_KEY}"}
+
+    metrics = gw.request("GET", "/metrics", headers=bearer)
+    stats = gw.request("GET", "/stats", headers=bearer)
+    proxied = gw.request("POST", "/v1/messages", json=message("claude-sonnet-5-5"),
+                         headers={**bearer, "anthropic-version": "2023-06-01"})
+
+    assert metrics.status_code == 200 and "gateway_requests_total" in metrics.text
+    assert stats.status_code == 200 and "totals" in stats.json()
+    assert proxied.status_code == 401
+    assert anthropic.requests == []
