@@ -64,11 +64,13 @@ def upstream_headers(
     """The headers for one upstream request to ``provider`` with ``credential``."""
     out: list[tuple[str, str]] = []
     betas: list[str] = []
+    # The provider's own `headers` replace the client's of the same name (e.g. user-agent).
+    replaced = provider.header_names
     for name, value in client_headers:
         lower = name.lower()
         if lower == "anthropic-beta":
             betas.append(value)
-        elif lower not in _NOT_FORWARDED_UP:
+        elif lower not in _NOT_FORWARDED_UP and lower not in replaced:
             out.append((lower, value))
     beta = provider.betas.apply(",".join(betas) if betas else None)
     if credential.oauth_beta is not None:

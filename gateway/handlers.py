@@ -38,6 +38,7 @@ async def _forward(request: Request, endpoint: str) -> HTTPResponse | None:
     request.ctx.exchange = exchange
     try:
         ruleset = runtime.live.current.ruleset  # once: this request's rules, to the end
+        request.ctx.ruleset = ruleset
         body = parse_body(request.body)
         exchange.model = body.model
         exchange.stream = body.stream

@@ -336,7 +336,7 @@ class Proxy:
         model the client wants counted. A client model P does not know gets P's own error,
         passed through (Claude Code then falls back to its own estimate).
         """
-        ruleset: RuleSet = getattr(request.ctx, "ruleset", None) or request.app.ctx.runtime.live.current.ruleset
+        ruleset: RuleSet = request.ctx.ruleset
         counter = ruleset.providers.get(via)
         if counter is None:  # only after a reload removed it: the loader checks the name
             raise UpstreamUnreachable(

@@ -62,10 +62,15 @@ class StreamObserver:
         self.events += complete.count(b"\n\n")
         if b"message_stop" in complete:
             self.saw_message_stop = True
-        if not any(marker in complete for marker in _INTERESTING):
+        # A thinking block's signature is complete at its content_block_stop.
+        stops = bool(self._pending) or b"signature" in complete
+        if not (any(marker in complete for marker in _INTERESTING) or (stops and b"content_block_stop" in complete)):
             return
         for event in complete.split(b"\n\n"):
-            if event and any(marker in event for marker in _INTERESTING):
+            if event and (
+                any(marker in event for marker in _INTERESTING)
+                or (self._pending and b"content_block_stop" in event)
+            ):
                 self._event(event)
 
     def _event(self, event: bytes) -> None:

@@ -103,6 +103,11 @@ class Provider:
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
     max_concurrent: int | None = None
     max_queue: int | None = None
+    header_names: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Lower-cased once per config, for the per-request header merge.
+        object.__setattr__(self, "header_names", frozenset(name.lower() for name, _ in self.headers))
 
     def policy(self) -> dict[str, object]:
         """The wire-policy settings that differ from the defaults, as written in routes.toml."""

@@ -1,0 +1,75 @@
+"""Reading usage and signatures from SSE bytes as they pass (gateway.sse)."""
+
+from __future__ import annotations
+
+import json
+
+from gateway.sse import StreamObserver, observe_message
+
+
+def _event(name: str, data: dict) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+STREAM = b"".join(
+    [
+        _event("message_start", {"type": "message_start", "message": {"usage": {"input_tokens": 12, "output_tokens": 1}}}),
+        _event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+        _event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "hm"}}),
+        _event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "SIG-part1"}}),
+        _event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "-part2"}}),
+        _event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        _event("content_block_start", {"type": "content_block_start", "index": 1, "content_block": {"type": "redacted_thinking", "data": "REDACTED-DATA"}}),
+        _event("content_block_stop", {"type": "content_block_stop", "index": 1}),
+        _event("ping", {"type": "ping"}),
+        _event("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 42}}),
+        _event("message_stop", {"type": "message_stop"}),
+    ]
+)
+
+
+def test_observer_reads_usage_stop_and_signatures_whatever_the_chunking() -> None:
+    for size in (1, 7, 64, len(STREAM)):
+        seen: list[str] = []
+        observer = StreamObserver(seen.append)
+        for i in range(0, len(STREAM), size):
+            observer.feed(STREAM[i : i + size])
+        observer.finish()
+        assert (observer.input_tokens, observer.output_tokens) == (12, 42)
+        assert observer.stop_reason == "tool_use"
+        assert observer.saw_message_stop and not observer.saw_error
+        assert seen == ["SIG-part1-part2", "REDACTED-DATA"]
+        assert observer.at_boundary
+
+
+def test_observer_knows_when_a_stream_stopped_mid_event_and_sees_error_events() -> None:
+    observer = StreamObserver()
+    observer.feed(STREAM[:50])
+    assert not observer.at_boundary
+    observer = StreamObserver()
+    observer.feed(_event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "x"}}))
+    assert observer.saw_error and not observer.saw_message_stop
+
+
+def test_crlf_streams_are_understood() -> None:
+    observer = StreamObserver()
+    observer.feed(STREAM.replace(b"\n", b"\r\n"))
+    assert observer.saw_message_stop and observer.output_tokens == 42
+
+
+def test_non_streaming_body_gives_the_same_facts() -> None:
+    seen: list[str] = []
+    body = json.dumps(
+        {
+            "content": [
+                {"type": "thinking", "thinking": "x", "signature": "SIG"},
+                {"type": "redacted_thinking", "data": "DATA"},
+                {"type": "text", "text": "hi"},
+            ],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 3, "output_tokens": 4},
+        }
+    ).encode()
+    observer = observe_message(body, seen.append)
+    assert seen == ["SIG", "DATA"] and (observer.input_tokens, observer.output_tokens) == (3, 4)
+    assert observe_message(b"not json").input_tokens is None
