@@ -33,7 +33,7 @@ from gateway.requestlog import AfterResponse, RequestLog, log_refusal
 from gateway.runtime import Runtime
 from gateway.server import is_loopback
 from gateway.state import LiveConfig
-from gateway.watch import watch_config
+from gateway.watch import stop_watching, watch_config
 from rules.discover import Discovery, load_discovered
 from rules.model import RuleSet
 
@@ -187,6 +187,9 @@ def create_app(settings: WorkerSettings) -> Sanic:
         runtime.exchange_listeners.append(AfterResponse([RequestLog(settings.log_format), counters.observe]))
         if settings.watch:
             app.add_task(watch_config(app, runtime, settings), name="config-watcher")
+
+    # The watcher must be over before Sanic's own task shutdown, which never runs the loop again.
+    app.before_server_stop(stop_watching)
 
     @app.after_server_stop
     async def _stop(app: Sanic) -> None:

@@ -57,6 +57,7 @@ def serve(options: ServeOptions) -> int:
     from gateway.access import check_sources, startup_problems
     from gateway.app import WorkerSettings, create_app, describe_routes
     from gateway.metrics import multiprocess_directory
+    from gateway.watch import describe_watch
 
     setup_logging(options.log_level, options.log_format, options.log_file)
     try:
@@ -77,6 +78,8 @@ def serve(options: ServeOptions) -> int:
         log.warning("config: %s", warning.render())
     for line in describe_routes(ruleset):
         log.info("route %s", line)
+    for line in describe_watch(discovery, ruleset, os.environ, options.watch):
+        log.info("%s", line)
     if not is_loopback(host) and not ruleset.server.client_keys:
         # Not one line among the routes: a banner, on stderr too when the log goes to a file.
         banner = (

@@ -60,3 +60,7 @@ class LiveConfig:
         """Record a reload that could not be applied; the current rules stay."""
         self.last_error = ReloadFailure.from_error(error)
         return self.last_error
+
+    def clear_error(self) -> None:
+        """Forget the last failure without a new generation: the file is back to the rules in use."""
+        self.last_error = None
