@@ -80,7 +80,7 @@ class Scenario:
 PLAIN = [
     Scenario(f"{body} c{c}", body, c) for body in ("tiny", "cc") for c in (1, 8, 32)
 ]
-# Streams of the captured Claude Code body (Claude Code always streams), 14 events 10 ms apart:
+# Streams of the captured Claude Code body (Claude Code always streams), 15 events 10 ms apart:
 # long enough to see held-back events as 10 ms steps in the largest gap.
 STREAMING = [Scenario(f"stream cc c{c}", "cc", c, True, 10, 10.0) for c in (1, 8)]
 
@@ -99,7 +99,7 @@ class Profile:
 
 FULL = Profile(rounds=5, duration_s=2.0, warmup_s=0.3, many_streams=1000, many_deltas=15, many_delay_ms=200)
 # The many-streams run: each stream lasts well beyond the 1 s ramp, so all are open at once.
-QUICK = Profile(rounds=2, duration_s=0.6, warmup_s=0.2, many_streams=1000, many_deltas=11, many_delay_ms=200)
+QUICK = Profile(rounds=2, duration_s=0.6, warmup_s=0.2, many_streams=1000, many_deltas=10, many_delay_ms=200)
 
 
 # processes
@@ -358,7 +358,7 @@ def build_rows(pairs: dict[str, list[tuple[Result, Result]]]) -> list[tuple[str,
         ]
         bad = sum(x["errors"] + y["errors"] + x.get("incomplete", 0) + y.get("incomplete", 0)
                   for x, y in p)
-        events = s.deltas + 4
+        events = s.deltas + 5  # message_start, content_block_start, deltas, stop, message_delta, stop
         title = f"{s.label}: {events} events {s.delay_ms:g} ms apart"
         groups.append((title + (f"  ERRORS/INCOMPLETE: {bad}" if bad else ""), rows))
     return groups
@@ -449,7 +449,7 @@ def print_report(
     if many is None:
         return
     a, b = many
-    events = profile.many_deltas + 4
+    events = profile.many_deltas + 5
     print(f"{profile.many_streams} concurrent streams: {events} events {profile.many_delay_ms:g} ms "
           f"apart, started over 1 s (one run each)")
     print(header)
