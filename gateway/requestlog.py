@@ -32,49 +32,55 @@ LOGGER = "gateway.request"
 
 _PLAIN = re.compile(r"[A-Za-z0-9._:/@+\-,\[\]]+")
 _ESCAPES = {ord('"'): '\\"', ord("\\"): "\\\\"}
+_QUOTED_CACHE = 1024  # model, route and client names repeat: check each once
+
+_quoted: dict[str, str] = {}
 
 
 def _quote(value: str) -> str:
     """``value`` as is when it is plain, else double-quoted with control characters escaped."""
+    quoted = _quoted.get(value)
+    if quoted is not None:
+        return quoted
     if _PLAIN.fullmatch(value):
-        return value
-    escaped = value.translate(_ESCAPES)
-    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in escaped)
-    return f'"{escaped}"'
+        quoted = value
+    else:
+        escaped = value.translate(_ESCAPES)
+        escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in escaped)
+        quoted = f'"{escaped}"'
+    if len(value) <= 100 and len(_quoted) < _QUOTED_CACHE:  # not error messages: they vary
+        _quoted[value] = quoted
+    return quoted
 
 
 def _result(attempt: Attempt) -> str:
     return str(attempt.status) if attempt.status is not None else attempt.outcome
 
 
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f}"
-
-
 def text_line(exchange: Exchange) -> str:
     """The text form of one request's log line (without time and level)."""
-    used = exchange.used
-    parts = [
-        f"request id={exchange.request_id} client={_quote(exchange.client or '-')} endpoint={exchange.endpoint}",
-        f"model={_quote(exchange.model or '-')} route={_quote(exchange.route or '-')}",
-    ]
-    if exchange.attempts:
-        tried = ",".join(f"{a.provider}:{_result(a)}" for a in exchange.attempts)
-        parts.append(f"tried={tried}")
-    if used is not None:
-        parts.append(f"used={used.provider} upstream_model={_quote(used.model)}")
-    parts.append(f"status={exchange.status} stream={'true' if exchange.stream else 'false'}")
+    line = (
+        f"request id={exchange.request_id} client={_quote(exchange.client or '-')} endpoint={exchange.endpoint}"
+        f" model={_quote(exchange.model or '-')} route={_quote(exchange.route or '-')}"
+    )
+    attempts = exchange.attempts
+    if attempts:
+        line += " tried=" + ",".join([f"{a.provider}:{_result(a)}" for a in attempts])
+        used = exchange.used
+        if used is not None:
+            line += f" used={used.provider} upstream_model={_quote(used.model)}"
+    line += f" status={exchange.status} stream={'true' if exchange.stream else 'false'}"
     if exchange.ttfb is not None:
-        parts.append(f"ttfb_ms={_ms(exchange.ttfb)}")
+        line += f" ttfb_ms={exchange.ttfb * 1000:.1f}"
     if exchange.finished is not None:
-        parts.append(f"total_ms={_ms(exchange.finished - exchange.started)}")
+        line += f" total_ms={(exchange.finished - exchange.started) * 1000:.1f}"
     if exchange.input_tokens is not None:
-        parts.append(f"input_tokens={exchange.input_tokens}")
+        line += f" input_tokens={exchange.input_tokens}"
     if exchange.output_tokens is not None:
-        parts.append(f"output_tokens={exchange.output_tokens}")
+        line += f" output_tokens={exchange.output_tokens}"
     if exchange.error is not None:
-        parts.append(f"error={_quote(exchange.error)}")
-    return " ".join(parts)
+        line += f" error={_quote(exchange.error)}"
+    return line
 
 
 def json_fields(exchange: Exchange) -> dict[str, Any]:
