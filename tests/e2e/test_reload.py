@@ -316,7 +316,10 @@ def test_embedded_default_is_not_watched_and_the_log_says_so(upstreams, gateway_
     logs = gw.wait_for_log("the config comes from the embedded default, which is not watched")
     assert "restart the gateway to change it" in logs
     assert "for changes" not in logs  # no config file is watched
-    assert f"watching credentials file {gw.home}/.claude/.credentials.json" in logs
+    credentials = gw.home / ".claude" / ".credentials.json"
+    assert f"watching credentials file {credentials}" in logs
+    write_claude_credentials(gw.home, "login-token")  # the login is still watched
+    gw.wait_for_log(f"credentials file changed: {credentials} (a login valid until")
     _stops_cleanly(gw)
 
 
