@@ -86,7 +86,7 @@ def _describe(request: Request, exc: Exception) -> tuple[int, str, str]:
     if isinstance(exc, NotFound):
         return 404, "not_found_error", (
             f"no such endpoint: {request.method} {request.path} (the gateway serves POST /v1/messages, "
-            "POST /v1/messages/count_tokens, GET /v1/models, GET /health)"
+            "POST /v1/messages/count_tokens, GET /v1/models, GET /health, GET /metrics, GET /stats)"
         )
     if isinstance(exc, MethodNotAllowed):
         return 405, "invalid_request_error", f"method {request.method} is not allowed on {request.path}"

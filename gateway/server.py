@@ -113,5 +113,27 @@ def serve(options: ServeOptions) -> int:
         if single:
             Sanic.serve_single(primary=app)
         else:
+            _stop_promptly_during_startup()
             Sanic.serve(primary=app, app_loader=loader)
     return 0
+
+
+def _stop_promptly_during_startup() -> None:
+    """Make Ctrl-C during worker startup stop the gateway at once.
+
+    Sanic's worker manager waits until every worker acknowledges its start; a SIGINT that
+    arrives meanwhile stops the workers but the wait goes on until Sanic's 30 s ack threshold
+    (sanic/worker/manager.py, wait_for_ack). Counting a shutdown as "acknowledged" lets the
+    manager proceed to its monitor loop, which sees the shutdown message and joins the workers.
+    """
+    from sanic.worker.manager import WorkerManager
+
+    original = WorkerManager._all_workers_ack
+    if getattr(original, "_gateway_patched", False):
+        return
+
+    def _all_workers_ack(self: WorkerManager) -> bool:
+        return bool(self._shutting_down) or bool(original(self))
+
+    _all_workers_ack._gateway_patched = True  # type: ignore[attr-defined]
+    WorkerManager._all_workers_ack = _all_workers_ack  # type: ignore[method-assign]
