@@ -1,7 +1,7 @@
 """A bare pass-through proxy: the floor a Python hop can reach, for the gateway to be compared with.
 
     python benchmarks/bare_proxy.py --upstream http://127.0.0.1:9100 --port 8090 \
-        [--kind aiohttp|sanic-httpx-aiohttp] [--workers N]
+        [--kind aiohttp|sanic-httpx-aiohttp|sanic-aiohttp] [--workers N]
 
 It forwards POST /v1/messages and /v1/messages/count_tokens (query string kept) to the
 upstream with the client's headers minus hop-by-hop ones, relays an SSE response chunk by chunk
@@ -12,6 +12,7 @@ Kinds:
 - aiohttp: aiohttp.web server + one pooled aiohttp client session per process.
 - sanic-httpx-aiohttp: Sanic + httpx.AsyncClient over httpx_aiohttp.AiohttpTransport (the
   gateway's stack, DESIGN.md section 9), access log off.
+- sanic-aiohttp: Sanic + a plain aiohttp client session, to tell Sanic's cost from httpx's.
 """
 
 from __future__ import annotations
@@ -139,8 +140,11 @@ def serve_aiohttp(upstream: str, host: str, port: int, workers: int) -> None:
 # sanic-httpx-aiohttp kind
 
 
-def create_sanic_app(upstream: str) -> Any:
-    """The Sanic app; built in every worker process by Sanic's AppLoader."""
+def create_sanic_app(upstream: str, use_httpx: bool = True) -> Any:
+    """The Sanic app; built in every worker process by Sanic's AppLoader.
+
+    With `use_httpx` false the client is a plain aiohttp session: Sanic's cost without httpx's.
+    """
     import httpx
     from httpx_aiohttp import AiohttpTransport
     from sanic import Request, Sanic
@@ -162,14 +166,20 @@ def create_sanic_app(upstream: str) -> Any:
 
     @app.before_server_start
     async def start_client(app: Sanic) -> None:
-        app.ctx.client = httpx.AsyncClient(
-            transport=AiohttpTransport(client=make_session),
-            timeout=httpx.Timeout(600.0, connect=10.0),
-        )
+        if use_httpx:
+            app.ctx.client = httpx.AsyncClient(
+                transport=AiohttpTransport(client=make_session),
+                timeout=httpx.Timeout(600.0, connect=10.0),
+            )
+        else:
+            app.ctx.session = make_session()
 
     @app.after_server_stop
     async def stop_client(app: Sanic) -> None:
-        await app.ctx.client.aclose()
+        if use_httpx:
+            await app.ctx.client.aclose()
+        else:
+            await app.ctx.session.close()
 
     @app.get("/health")
     async def health(request: Request) -> HTTPResponse:
@@ -203,17 +213,43 @@ def create_sanic_app(upstream: str) -> Any:
         finally:
             await resp.aclose()
 
+    async def proxy_aiohttp(request: Request) -> HTTPResponse | None:
+        session: aiohttp.ClientSession = request.app.ctx.session
+        url = upstream + request.path
+        if request.query_string:
+            url += "?" + request.query_string
+        try:
+            resp = await session.post(
+                url, data=request.body, headers=_forward_headers(request.headers.items())
+            )
+        except aiohttp.ClientError:
+            return raw(BAD_GATEWAY, status=502, content_type="application/json")
+        async with resp:
+            out_headers = _response_headers(resp.headers)
+            content_type = out_headers.pop("content-type", "application/json")
+            if content_type.startswith("text/event-stream"):
+                out = await request.respond(
+                    status=resp.status, headers=out_headers, content_type=content_type
+                )
+                async for chunk in resp.content.iter_any():
+                    await out.send(chunk)
+                await out.eof()
+                return None
+            data = await resp.read()
+            return raw(data, status=resp.status, headers=out_headers, content_type=content_type)
+
+    handler = proxy if use_httpx else proxy_aiohttp
     for path in PROXIED:
-        app.add_route(proxy, path, methods=["POST"], name=path.strip("/").replace("/", "_"))
+        app.add_route(handler, path, methods=["POST"], name=path.strip("/").replace("/", "_"))
     return app
 
 
-def serve_sanic(upstream: str, host: str, port: int, workers: int) -> None:
+def serve_sanic(upstream: str, host: str, port: int, workers: int, use_httpx: bool) -> None:
     """Sanic's own worker manager: a main process plus N worker processes."""
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
-    loader = AppLoader(factory=partial(create_sanic_app, upstream))
+    loader = AppLoader(factory=partial(create_sanic_app, upstream, use_httpx))
     app = loader.load()
     app.prepare(host=host, port=port, workers=workers, access_log=False, motd=False, backlog=4096)
     Sanic.serve(primary=app, app_loader=loader)
@@ -223,7 +259,9 @@ def main(argv: list[str] | None = None) -> None:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--upstream", required=True, help="e.g. http://127.0.0.1:9100")
-    parser.add_argument("--kind", choices=("aiohttp", "sanic-httpx-aiohttp"), default="aiohttp")
+    parser.add_argument(
+        "--kind", choices=("aiohttp", "sanic-httpx-aiohttp", "sanic-aiohttp"), default="aiohttp"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--workers", type=int, default=1)
@@ -236,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.kind == "aiohttp":
         serve_aiohttp(upstream, args.host, args.port, args.workers)
     else:
-        serve_sanic(upstream, args.host, args.port, args.workers)
+        serve_sanic(upstream, args.host, args.port, args.workers, args.kind == "sanic-httpx-aiohttp")
 
 
 if __name__ == "__main__":

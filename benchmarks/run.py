@@ -212,7 +212,8 @@ def start_target(
         # cwd = the temp dir, so no stray ./.env or ./routes.toml takes part.
         proc = procs.start("proxy", argv, env={"BENCH_KEY": BENCH_KEY}, cwd=tmp)
     else:
-        kind = {"bare-aiohttp": "aiohttp", "bare-sanic": "sanic-httpx-aiohttp"}[target]
+        kind = {"bare-aiohttp": "aiohttp", "bare-sanic": "sanic-httpx-aiohttp",
+                "bare-sanic-aiohttp": "sanic-aiohttp"}[target]
         proc = procs.start(
             "proxy",
             [PY, str(HERE / "bare_proxy.py"), "--kind", kind, "--upstream", upstream,
@@ -496,8 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 short rounds, under a minute")
     parser.add_argument("--workers", type=int, default=1, help="proxy worker processes")
-    parser.add_argument("--target", choices=("gateway", "bare-aiohttp", "bare-sanic"),
-                        default="gateway")
+    parser.add_argument("--target", default="gateway",
+                        choices=("gateway", "bare-aiohttp", "bare-sanic", "bare-sanic-aiohttp"))
     parser.add_argument("--rounds", type=int, help="override the profile's rounds")
     parser.add_argument("--duration", type=float, help="override seconds per measurement")
     parser.add_argument("--no-many-streams", action="store_true",
