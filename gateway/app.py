@@ -6,6 +6,8 @@ processes), loads the config itself, and opens one pooled HTTP client when its l
 
 from __future__ import annotations
 
+from typing import Any
+
 import logging
 import os
 from dataclasses import dataclass
@@ -137,7 +139,7 @@ def _client_keys(request: Request) -> HTTPResponse | None:
     return HTTPResponse(body, status=401, content_type="application/json")
 
 
-def create_app(settings: WorkerSettings) -> Sanic:
+def create_app(settings: WorkerSettings) -> Sanic[Any, Any]:
     """The Sanic app of one worker."""
     setup_logging(settings.log_level, settings.log_format, settings.log_file)
     ruleset = load_discovered(settings.discovery, os.environ)
@@ -146,7 +148,7 @@ def create_app(settings: WorkerSettings) -> Sanic:
     app.config.MOTD = False
     app.config.NOISY_EXCEPTIONS = False
     app.config.REQUEST_MAX_SIZE = ruleset.server.max_body_bytes
-    app.config.RESPONSE_TIMEOUT = response_timeout(ruleset)
+    app.config.RESPONSE_TIMEOUT = int(response_timeout(ruleset))
     app.config.KEEP_ALIVE_TIMEOUT = 75  # longer than clients' idle pools, so they reuse connections
     app.ctx.settings = settings
     app.ctx.initial = ruleset
@@ -162,7 +164,7 @@ def create_app(settings: WorkerSettings) -> Sanic:
     app.register_middleware(_client_keys, "request")
 
     @app.before_server_start
-    async def _start(app: Sanic) -> None:
+    async def _start(app: Sanic[Any, Any]) -> None:
         transport = AiohttpTransport(
             limits=httpx.Limits(
                 max_connections=_MAX_CONNECTIONS,
@@ -192,7 +194,7 @@ def create_app(settings: WorkerSettings) -> Sanic:
     app.before_server_stop(stop_watching)
 
     @app.after_server_stop
-    async def _stop(app: Sanic) -> None:
+    async def _stop(app: Sanic[Any, Any]) -> None:
         metrics.instance().stop()
         runtime = getattr(app.ctx, "runtime", None)
         if runtime is not None:

@@ -52,8 +52,8 @@ def list_models(ruleset: RuleSet, loaded_at: float, args: dict[str, list[str]]) 
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequest(f"limit: expected an integer from 1 to {MAX_LIMIT}, got {limit}")
     ids = model_ids(ruleset)
-    after = (args.get("after_id") or [None])[0]
-    before = (args.get("before_id") or [None])[0]
+    after = args["after_id"][0] if args.get("after_id") else None
+    before = args["before_id"][0] if args.get("before_id") else None
     if after is not None:
         ids = ids[ids.index(after) + 1 :] if after in ids else []
     if before is not None:

@@ -334,8 +334,8 @@ def probe_model(ruleset: RuleSet, provider: str) -> str:
                 if not any(c in pattern for c in "*?["):
                     return pattern
     for tier in CANONICAL_TIERS.values():
-        route = ruleset.resolve(tier)
-        if route is not None and any(t.provider.name == provider for t in route.to):
+        resolved = ruleset.resolve(tier)
+        if resolved is not None and any(t.provider.name == provider for t in resolved.to):
             return tier
     return CANONICAL_TIERS["haiku"]
 

@@ -103,7 +103,7 @@ class Metrics:
 
         # `_created` series exist only in single-process mode: leave them out, so one worker
         # and several expose the same series.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
 
         # Whatever prometheus-client chose decides how we read the values back.
         self.multiprocess: bool = getattr(values.ValueClass, "_multiprocess", False)
@@ -113,7 +113,7 @@ class Metrics:
             # as well would count everything twice.
             own = None
             self.registry = CollectorRegistry()
-            MultiProcessCollector(self.registry)
+            MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
         else:
             own = self.registry = CollectorRegistry()
 

@@ -418,7 +418,8 @@ class Proxy:
 
 
 def _is_event_stream(response: httpx.Response) -> bool:
-    return response.headers.get("content-type", "").startswith("text/event-stream")
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.startswith("text/event-stream")
 
 
 async def _read_limited(response: httpx.Response) -> bytes:

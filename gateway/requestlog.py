@@ -131,12 +131,12 @@ class RequestLog:
         if not logger.isEnabledFor(level):
             return
         if self._json:
-            record = logger.makeRecord(logger.name, level, __file__, 0, "request", None, None,
+            record = logger.makeRecord(logger.name, level, __file__, 0, "request", (), None,
                                        extra={"fields": json_fields(exchange)})
         else:
             # makeRecord + handle: the same record logger.info() makes, minus the stack walk
             # that finds the caller's file and line, which no format of ours shows.
-            record = logger.makeRecord(logger.name, level, __file__, 0, text_line(exchange), None, None)
+            record = logger.makeRecord(logger.name, level, __file__, 0, text_line(exchange), (), None)
         logger.handle(record)
 
 

@@ -133,7 +133,7 @@ def _stop_promptly_during_startup() -> None:
         return
 
     def _all_workers_ack(self: WorkerManager) -> bool:
-        return bool(self._shutting_down) or bool(original(self))
+        return bool(self._shutting_down) or bool(original(self))  # type: ignore[no-untyped-call]
 
     _all_workers_ack._gateway_patched = True  # type: ignore[attr-defined]
     WorkerManager._all_workers_ack = _all_workers_ack  # type: ignore[method-assign]

@@ -395,11 +395,12 @@ def plan(
             f"the config is not usable, so no service was installed:\n{exc.render()}"
         ) from None
     warnings: list[str] = []
+    config_path: str | None = None
+    workdir = str(cwd)
     if found.path is not None:
-        config_path: str | None = os.path.abspath(cwd / found.path)
+        config_path = os.path.abspath(cwd / found.path)
         workdir = os.path.dirname(config_path)
     else:
-        config_path, workdir = None, str(cwd)
         warnings.append(
             f"no routes.toml found ({found.reason}): the service will run in {workdir} and find its "
             "config there when it starts; pass --config to pin one"

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping
+from typing import Any, TYPE_CHECKING, Callable, Iterable, Mapping
 
 from sanic import Sanic
 from watchfiles import Change, watch
@@ -482,7 +482,7 @@ class _Stop:
         self._own.set()
 
 
-async def watch_config(app: Sanic, runtime: Runtime, settings: WorkerSettings) -> None:
+async def watch_config(app: Sanic[Any, Any], runtime: Runtime, settings: WorkerSettings) -> None:
     """Watch the config (and the OAuth files in use) and apply changes to ``runtime.live``.
 
     Runs until the worker stops; any error is logged and the watch goes on.
@@ -528,7 +528,7 @@ class _Handle:
     task: asyncio.Task[object] | None
 
 
-async def stop_watching(app: Sanic) -> None:
+async def stop_watching(app: Sanic[Any, Any]) -> None:
     """End this worker's watcher and wait for it; a ``before_server_stop`` listener.
 
     Sanic's own task shutdown cancels tasks without running the loop again, and a task still

@@ -240,7 +240,7 @@ def _validators() -> tuple[Validator, Check]:
     checker = Draft202012Validator.TYPE_CHECKER.redefine_many(
         {"integer": _is_integer, "number": _is_number}
     )
-    cls = validators.extend(Draft202012Validator, type_checker=checker)  # type: ignore[no-untyped-call]
+    cls = validators.extend(Draft202012Validator, type_checker=checker)
     schema = load_schema()
     cls.check_schema(schema)
     inlined = _inline_refs(schema)

@@ -310,7 +310,7 @@ def _json_type(value: Any) -> str:
 
 def _translate_choice(error: ValidationError, path: ConfigPath) -> list[_Said]:
     """anyOf: speak about the branch the value was evidently meant for, else list the forms."""
-    branches: Sequence[Mapping[str, Any]] = error.validator_value  # type: ignore[assignment]
+    branches: Sequence[Mapping[str, Any]] = error.validator_value
     value = error.instance
     fitting = [i for i, b in enumerate(branches) if _fits(b, value)]
     # A table or list of the right shape: say what is wrong inside it. A scalar of the right
