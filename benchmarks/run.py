@@ -306,6 +306,7 @@ class Row:
     unit: str
     target: str = ""
     met: bool | None = None
+    spread: tuple[float, float] = (0.0, 0.0)  # smallest and largest per-round delta
 
     @property
     def ratio(self) -> float:
@@ -323,8 +324,9 @@ def row(
     """Median of each side and of the paired differences; `kind` says how the target reads."""
     a = [pick(x, path) for x, _ in pairs]
     b = [pick(y, path) for _, y in pairs]
-    out = Row(label, statistics.median(a), statistics.median(b),
-              statistics.median([y - x for x, y in zip(a, b)]), unit)
+    deltas = [y - x for x, y in zip(a, b)]
+    out = Row(label, statistics.median(a), statistics.median(b), statistics.median(deltas), unit,
+              spread=(min(deltas), max(deltas)))
     if limit is not None:
         if kind == "delta":
             out.target, out.met = f"added <= {limit:g} {unit}", out.delta <= limit
@@ -437,15 +439,21 @@ def print_report(
         print(f"NOTE: 1-minute load reached {busiest:.2f} on {info['cores']} cores from other work: "
               "the figures are noisy; re-run when `uptime` shows a quiet machine")
     print()
-    header = f"{'':24}{'direct':>10}{'proxy':>10}{'delta':>10}{'ratio':>8}   target"
+    print("rounds: the smallest and largest per-round delta, to show how far a figure can be trusted")
+    print()
+    header = (f"{'':24}{'direct':>10}{'proxy':>10}{'delta':>10}{'rounds':>16}{'ratio':>8}"
+              "   target")
     for title, rows in groups:
         print(title)
         print(header)
         for r in rows:
             verdict = "" if r.met is None else ("met" if r.met else "MISSED")
-            delta = "" if r.unit == "req/s" else f"{r.delta:+.2f}"
+            delta = spread = ""
+            if r.unit != "req/s":
+                delta = f"{r.delta:+.2f}"
+                spread = f"{r.spread[0]:+.1f}..{r.spread[1]:+.1f}"
             print(f"  {r.label:22}{fmt(r.direct, r.unit):>10}{fmt(r.proxy, r.unit):>10}"
-                  f"{delta:>10}{r.ratio:>7.2f}x   {r.target} {verdict}".rstrip())
+                  f"{delta:>10}{spread:>16}{r.ratio:>7.2f}x   {r.target} {verdict}".rstrip())
         print()
     if many is None:
         return
@@ -453,10 +461,10 @@ def print_report(
     events = profile.many_deltas + 5
     print(f"{profile.many_streams} concurrent streams: {events} events {profile.many_delay_ms:g} ms "
           f"apart, started over 1 s (one run each)")
-    print(header)
+    print(f"{'':24}{'direct':>10}{'proxy':>10}{'':>34}   target")
 
     def line(label: str, x: str, y: str, target: str = "") -> None:
-        print(f"  {label:22}{x:>10}{y:>10}{'':>10}{'':>8}   {target}".rstrip())
+        print(f"  {label:22}{x:>10}{y:>10}{'':>34}   {target}".rstrip())
 
     line("completed", f"{a['ok'] - a.get('incomplete', 0)}", f"{b['ok'] - b.get('incomplete', 0)}")
     line("errors", str(a["errors"]), str(b["errors"]))
