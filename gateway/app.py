@@ -27,7 +27,7 @@ from sanic.exceptions import (
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 
-from gateway import __version__, access, handlers, metrics, stats
+from gateway import access, handlers, metrics, stats
 from gateway.errors import GatewayError, error_body
 from gateway.health import health_report
 from gateway.logs import setup_logging
@@ -35,6 +35,7 @@ from gateway.requestlog import AfterResponse, RequestLog, log_refusal
 from gateway.runtime import Runtime
 from gateway.server import is_loopback
 from gateway.state import LiveConfig
+from gateway.upstream import Upstream
 from gateway.watch import stop_watching, watch_config
 from rules.discover import Discovery, load_discovered
 from rules.model import RuleSet
@@ -172,12 +173,7 @@ def create_app(settings: WorkerSettings) -> Sanic[Any, Any]:
                 keepalive_expiry=_KEEPALIVE_EXPIRY_S,
             )
         )
-        client = httpx.AsyncClient(
-            transport=transport,
-            headers={"user-agent": f"claude-gateway/{__version__}", "accept-encoding": "identity"},
-            follow_redirects=False,
-        )
-        runtime = Runtime(LiveConfig(app.ctx.initial, settings.discovery.reason), client)
+        runtime = Runtime(LiveConfig(app.ctx.initial, settings.discovery.reason), Upstream(transport))
         app.ctx.runtime = runtime
         app.ctx.access = access.AccessControl(
             runtime.live, os.environ, loopback=is_loopback(settings.host), log_format=settings.log_format

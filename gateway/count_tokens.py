@@ -47,6 +47,8 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 import httpx
 import orjson
 
+from gateway.upstream import Upstream, read_all
+
 __all__ = ["Answer", "CountTokensCache", "estimate_tokens", "text_tokens", "cache_key", "replay"]
 
 TOOL_PROMPT_TOKENS = 346  # tool_choice auto or none
@@ -251,11 +253,11 @@ class CountTokensCache:
         self.keep(key, task.result())
 
 
-async def fetch(client: httpx.AsyncClient, request: httpx.Request) -> Answer:
+async def fetch(upstream: Upstream, request: httpx.Request) -> Answer:
     """Send ``request`` and read the whole answer (count_tokens answers are a few bytes)."""
-    response = await client.send(request, stream=True)
+    response = await upstream.send(request)
     try:
-        content = await response.aread()
+        content = await read_all(response)
     finally:
         await response.aclose()
     return Answer(response.status_code, tuple(response.headers.multi_items()), content)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from gateway import __version__
 from gateway.credentials import OAUTH_BETA, Credential
 from rules.model import Provider
 
@@ -46,6 +47,8 @@ _NOT_FORWARDED_UP = _HOP_BY_HOP | {
     "expect",
 }
 
+USER_AGENT = f"claude-gateway/{__version__}"
+
 _NOT_FORWARDED_DOWN = _HOP_BY_HOP | {
     "content-length",  # the server sets it for the body it sends
     "content-encoding",  # we ask for identity; never claim an encoding we did not keep
@@ -66,12 +69,14 @@ def upstream_headers(
     betas: list[str] = []
     # The provider's own `headers` replace the client's of the same name (e.g. user-agent).
     replaced = provider.header_names
+    user_agent = "user-agent" in replaced
     for name, value in client_headers:
         lower = name.lower()
         if lower == "anthropic-beta":
             betas.append(value)
         elif lower not in _NOT_FORWARDED_UP and lower not in replaced:
             out.append((lower, value))
+            user_agent = user_agent or lower == "user-agent"
     beta = provider.betas.apply(",".join(betas) if betas else None)
     if credential.oauth_beta is not None:
         values = [b.strip() for b in beta.split(",")] if beta else []
@@ -82,6 +87,8 @@ def upstream_headers(
     if beta:
         out.append(("anthropic-beta", beta))
     out.extend(provider.headers)
+    if not user_agent:
+        out.append(("user-agent", USER_AGENT))  # else the HTTP library would name itself
     out.append(("accept-encoding", "identity"))
     out.extend(credential.headers)
     return out

@@ -40,6 +40,7 @@ from gateway.resilience import ProviderHealth
 from gateway.signatures import SignatureStore
 from gateway.sse import StreamObserver, observe_message
 from gateway.transforms import RequestBody, body_for_target
+from gateway.upstream import Upstream, read_all
 from rules.model import Provider, Route, RuleSet, Target
 
 # Bodies of upstream error answers we drop to fall back are read for the log, never more than this.
@@ -144,25 +145,25 @@ def _network_failure(exc: Exception, provider: Provider) -> _Failure:
 
 
 class Proxy:
-    """Forwards requests for one worker: shared HTTP client, credentials, signatures, health."""
+    """Forwards requests for one worker: shared upstream transport, credentials, signatures, health."""
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        upstream: Upstream,
         credentials: CredentialResolver,
         signatures: SignatureStore,
         health: ProviderHealth,
         limits: Limits | None = None,
     ) -> None:
-        self.client = client
+        self.upstream = upstream
         self.credentials = credentials
         self.signatures = signatures
         self.health = health
         self.limits = limits if limits is not None else Limits()
         self.count_tokens = CountTokensCache()  # identical count_tokens calls: one upstream call
-        self._timeouts: dict[tuple[float, float], httpx.Timeout] = {}
+        self._timeouts: dict[tuple[float, float], dict[str, float | None]] = {}
 
-    def _timeout(self, provider: Provider) -> httpx.Timeout:
+    def _timeout(self, provider: Provider) -> dict[str, float | None]:
         key = (provider.timeout_s, provider.connect_timeout_s)
         timeout = self._timeouts.get(key)
         if timeout is None:
@@ -172,7 +173,7 @@ class Proxy:
                 read=provider.timeout_s,
                 write=provider.timeout_s,
                 pool=provider.connect_timeout_s,
-            )
+            ).as_dict()
             self._timeouts[key] = timeout
         return timeout
 
@@ -254,14 +255,12 @@ class Proxy:
         model = target.upstream_model(body.model)
         content = body_for_target(body, target, self.signatures)
         headers = upstream_headers(request.headers.items(), provider, credential)
-        upstream = self.client.build_request(
-            "POST", provider.base_url + path, headers=headers, content=content, timeout=self._timeout(provider)
-        )
+        upstream = self.upstream.request(provider.base_url + path, headers, content, self._timeout(provider))
         try:
             if exchange.endpoint == "count_tokens":
                 response = await self._count_once(upstream, provider.name, headers, content)
             else:
-                response = await self.client.send(upstream, stream=True)
+                response = await self.upstream.send(upstream)
         except httpx.HTTPError as exc:
             failure = _network_failure(exc, provider)
             if failure.connecting:
@@ -291,7 +290,7 @@ class Proxy:
             return None
         # The whole answer is read before the client sees a byte: a failure here may still fall back.
         try:
-            data = await response.aread()
+            data = await read_all(response)
         except httpx.HTTPError as exc:
             failure = _network_failure(exc, provider)
             exchange.attempts.append(Attempt(name, model, failure.outcome, detail=failure.detail))
@@ -346,12 +345,10 @@ class Proxy:
         credential = self.credentials.resolve(counter, request.headers)
         content = body_for_target(body, Target(counter), self.signatures)
         headers = upstream_headers(request.headers.items(), counter, credential)
-        upstream = self.client.build_request(
-            "POST", counter.base_url + path, headers=headers, content=content, timeout=self._timeout(counter)
-        )
+        upstream = self.upstream.request(counter.base_url + path, headers, content, self._timeout(counter))
         try:
             response = await self._count_once(upstream, counter.name, headers, content)
-            data = await response.aread()
+            data = await read_all(response)
         except httpx.HTTPError as exc:
             failure = _network_failure(exc, counter)
             exchange.attempts.append(Attempt(counter.name, body.model, failure.outcome, detail=failure.detail))
@@ -363,7 +360,7 @@ class Proxy:
     async def _count_once(self, upstream: httpx.Request, provider: str, headers: list[tuple[str, str]], content: bytes) -> httpx.Response:
         """Send a count_tokens request, sharing the answer with identical calls (in flight or recent)."""
         key = cache_key(provider, str(upstream.url), headers, content)
-        answer = await self.count_tokens.get(key, lambda: fetch(self.client, upstream))
+        answer = await self.count_tokens.get(key, lambda: fetch(self.upstream, upstream))
         return replay(answer, upstream)
 
     def _answered(self, answer: Answer, exchange: Exchange) -> HTTPResponse:

@@ -1,4 +1,4 @@
-"""Everything one worker process needs to serve: its rules, HTTP client, credentials, memories."""
+"""Everything one worker process needs to serve: its rules, upstream transport, credentials, memories."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ import logging
 import time
 from typing import Callable
 
-import httpx
-
 from gateway.credentials import CredentialResolver
 from gateway.limits import Limits
 from gateway.proxy import Exchange, Proxy
 from gateway.resilience import ProviderHealth
 from gateway.signatures import SignatureStore
 from gateway.state import LiveConfig
+from gateway.upstream import Upstream
 
 log = logging.getLogger("gateway")
 
@@ -21,14 +20,14 @@ log = logging.getLogger("gateway")
 class Runtime:
     """The per-worker state, created when the worker starts and closed when it stops."""
 
-    def __init__(self, live: LiveConfig, client: httpx.AsyncClient) -> None:
+    def __init__(self, live: LiveConfig, upstream: Upstream) -> None:
         self.live = live
-        self.client = client
+        self.upstream = upstream
         self.credentials = CredentialResolver()
         self.signatures = SignatureStore()
         self.health = ProviderHealth()
         self.limits = Limits()
-        self.proxy = Proxy(client, self.credentials, self.signatures, self.health, self.limits)
+        self.proxy = Proxy(upstream, self.credentials, self.signatures, self.health, self.limits)
         # Called with every finished Exchange: the request log, metrics, usage stats.
         self.exchange_listeners: list[Callable[[Exchange], None]] = []
 
@@ -42,4 +41,4 @@ class Runtime:
                 log.exception("exchange listener %r failed", listener)
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.upstream.aclose()

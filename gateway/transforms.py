@@ -21,6 +21,7 @@ mutated: each rewrite copies only the containers on the path to its change.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,35 +43,62 @@ from rules.model import Target
 __all__ = ["RequestBody", "Rewrite", "parse_body", "rewrite", "body_for_target"]
 
 
-@dataclass(frozen=True, slots=True)
-class RequestBody:
-    """A client request body: its exact bytes and the parsed JSON object (read-only by convention)."""
+# Claude Code (and the SDKs) put "model" first: `{"model":"claude-haiku-5-5",...`. Reading it
+# from the head spares parsing a 20-50 KB body that goes upstream unchanged anyway; the parse
+# (about a tenth of the gateway's CPU under load) happens only when a rewrite needs the document.
+_MODEL_FIRST = re.compile(rb'\s*\{\s*"model"\s*:\s*"([^"\\\x00-\x1f]{1,256})"\s*[,}]')
+_STREAM_TRUE = re.compile(rb'"stream"\s*:\s*true')
 
-    raw: bytes
-    doc: dict[str, Any]
+
+class RequestBody:
+    """A client request body: its exact bytes, its model, and the parsed JSON object when needed.
+
+    ``doc`` is parsed on first use and shared by every target of a fallback chain: read-only
+    by convention. A body whose head names the model is routed without a parse; if it is not
+    valid JSON after all, the first rewrite that needs it answers 400, and a body that goes
+    upstream unchanged gets the upstream's own 400.
+    """
+
+    __slots__ = ("raw", "model", "_doc")
+
+    def __init__(self, raw: bytes, model: str, doc: dict[str, Any] | None = None) -> None:
+        self.raw = raw
+        self.model = model
+        self._doc = doc
 
     @property
-    def model(self) -> str:
-        model: str = self.doc["model"]  # parse_body checked that it is a non-empty string
-        return model
+    def doc(self) -> dict[str, Any]:
+        if self._doc is None:
+            self._doc = _parse(self.raw)
+        return self._doc
 
     @property
     def stream(self) -> bool:
-        return self.doc.get("stream") is True
+        if self._doc is not None:
+            return self._doc.get("stream") is True
+        return _STREAM_TRUE.search(self.raw) is not None  # for the request log only
 
 
-def parse_body(raw: bytes) -> RequestBody:
-    """Parse a Messages API body; InvalidRequest (400) when it is not a JSON object with a model."""
+def _parse(raw: bytes) -> dict[str, Any]:
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise InvalidRequest("request body must be a JSON object")
+    return doc
+
+
+def parse_body(raw: bytes) -> RequestBody:
+    """Read a Messages API body; InvalidRequest (400) when it is not a JSON object with a model."""
+    head = _MODEL_FIRST.match(raw)
+    if head is not None:
+        return RequestBody(raw, head.group(1).decode("utf-8", "replace"))
+    doc = _parse(raw)
     model = doc.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("model: field required (a model name such as 'claude-sonnet-5-5')")
-    return RequestBody(raw, doc)
+    return RequestBody(raw, model, doc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,13 +141,26 @@ def rewrite(body: RequestBody, target: Target, signatures: SignatureStore) -> Re
         step("tool_choice", auto_tool_choice(doc))
     if provider.strip_cache_control and b"cache_control" in body.raw:
         step("cache_control", strip_cache_control(doc))
-    if target.model is not None and target.model != doc["model"]:
+    if target.model is not None and target.model != body.model:
         step("model", {**doc, "model": target.model})
     return Rewrite(doc, tuple(applied))
 
 
+def _may_change(body: RequestBody, target: Target, signatures: SignatureStore) -> bool:
+    """False when no rewrite can apply, decided without parsing the body."""
+    provider = target.provider
+    return (
+        provider.rewrites_body
+        or provider.thinking == "strip"
+        or (provider.thinking == "foreign" and not signatures.only_from(provider.name))
+        or (target.model is not None and target.model != body.model)
+    )
+
+
 def body_for_target(body: RequestBody, target: Target, signatures: SignatureStore) -> bytes:
     """The bytes to send to ``target``: the client's own unless a policy or a model rewrite applies."""
+    if not _may_change(body, target, signatures):
+        return body.raw
     result = rewrite(body, target, signatures)
     if not result.applied:
         return body.raw
