@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 
 from sanic import Request
 from sanic.response import HTTPResponse, json
@@ -34,7 +33,7 @@ def _path(request: Request) -> str:
 
 async def _forward(request: Request, endpoint: str) -> HTTPResponse | None:
     runtime = _runtime(request)
-    exchange = Exchange(uuid.uuid4().hex[:16], endpoint, client=request.client_ip)
+    exchange = Exchange(os.urandom(8).hex(), endpoint, client=request.client_ip)
     request.ctx.exchange = exchange
     try:
         ruleset = runtime.live.current.ruleset  # once: this request's rules, to the end

@@ -47,7 +47,7 @@ __all__ = ["RequestBody", "Rewrite", "parse_body", "rewrite", "body_for_target"]
 # from the head spares parsing a 20-50 KB body that goes upstream unchanged anyway; the parse
 # (about a tenth of the gateway's CPU under load) happens only when a rewrite needs the document.
 _MODEL_FIRST = re.compile(rb'\s*\{\s*"model"\s*:\s*"([^"\\\x00-\x1f]{1,256})"\s*[,}]')
-_STREAM_TRUE = re.compile(rb'"stream"\s*:\s*true')
+_TRUE_AFTER_KEY = re.compile(rb'\s*:\s*true')
 
 
 class RequestBody:
@@ -76,7 +76,9 @@ class RequestBody:
     def stream(self) -> bool:
         if self._doc is not None:
             return self._doc.get("stream") is True
-        return _STREAM_TRUE.search(self.raw) is not None  # for the request log only
+        # For the request log only; "stream" comes last in Claude Code's bodies.
+        at = self.raw.rfind(b'"stream"')
+        return at >= 0 and _TRUE_AFTER_KEY.match(self.raw, at + 8) is not None
 
 
 def _parse(raw: bytes) -> dict[str, Any]:

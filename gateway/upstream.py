@@ -35,15 +35,26 @@ class Upstream:
         content: bytes,
         timeout: dict[str, float | None],
     ) -> httpx.Request:
-        """A POST of ``content`` to ``url`` with exactly ``headers`` (plus Host and Content-Length)."""
+        """A POST of ``content`` to ``url`` with exactly ``headers`` plus Content-Length.
+
+        Built with ``stream=`` rather than ``content=``: httpx then skips its content encoding
+        step and a second pass over the headers (76 -> 27 us for a Claude Code request). The
+        aiohttp transport sets Host from the URL.
+        """
         parsed = self._urls.get(url)
         if parsed is None:
             if len(self._urls) >= _URL_CACHE_LIMIT:
                 self._urls.clear()
             parsed = self._urls[url] = httpx.URL(url)
-        return httpx.Request(
-            "POST", parsed, headers=headers, content=content, extensions={"timeout": timeout}
+        request = httpx.Request(
+            "POST",
+            parsed,
+            headers=[*headers, ("content-length", str(len(content)))],
+            stream=httpx.ByteStream(content),
+            extensions={"timeout": timeout},
         )
+        request.read()  # the body is in memory already: this only marks it read (no copy)
+        return request
 
     async def send(self, request: httpx.Request) -> httpx.Response:
         """Send ``request``; the answer's body is not read yet (stream it, or ``read_all``)."""
