@@ -33,7 +33,7 @@ def _path(request: Request) -> str:
 
 async def _forward(request: Request, endpoint: str) -> HTTPResponse | None:
     runtime = _runtime(request)
-    exchange = Exchange(os.urandom(8).hex(), endpoint, client=request.client_ip)
+    exchange = Exchange(os.urandom(8).hex(), endpoint, client=request.ip)
     request.ctx.exchange = exchange
     try:
         ruleset = runtime.live.current.ruleset  # once: this request's rules, to the end
