@@ -48,6 +48,7 @@ class Snapshot:
     cpu_s: float
     fds: int
     fd_kinds: dict[str, int]
+    files: dict[str, int]  # open regular files (and devices) by path, summed over the processes
     upstream: dict[str, int]  # the gateway's sockets to the upstream, by TCP state
     clients: int  # accepted client connections open
     close_wait: int  # sockets whose peer closed and the gateway did not (any peer)
@@ -65,6 +66,7 @@ def snapshot(root: int, upstream_port: int, gateway_port: int) -> Snapshot:
     cpu = 0.0
     fds = 0
     kinds: Counter[str] = Counter()
+    files: Counter[str] = Counter()
     inodes: list[int] = []
     for pid in pids:
         try:
@@ -87,6 +89,7 @@ def snapshot(root: int, upstream_port: int, gateway_port: int) -> Snapshot:
                     kinds[target[11:].strip("[]")] += 1
                 else:
                     kinds["file"] += 1
+                    files[target] += 1
         except OSError:
             continue  # a process that just exited
     table = _tcp_table()
@@ -103,7 +106,7 @@ def snapshot(root: int, upstream_port: int, gateway_port: int) -> Snapshot:
             upstream[state] += 1
         elif local == gateway_port and state != "LISTEN":
             clients += 1
-    return Snapshot(time.monotonic(), len(pids), rss, hwm, cpu, fds, dict(kinds), dict(upstream),
+    return Snapshot(time.monotonic(), len(pids), rss, hwm, cpu, fds, dict(kinds), dict(files), dict(upstream),
                     clients, close_wait)
 
 

@@ -158,21 +158,26 @@ def report(run: Run) -> bool:
                 since = rec["last_write"] if rec["fault"] == "silent" and rec["last_write"] else rec["started"]
                 holds[rec["fault"]].append(rec["peer_closed"] - since)
     abort_close: list[float] = []
-    abort_unclosed = 0
+    abort_unclosed = abort_finished = abort_unasked = 0
     for o in outcomes:
         if o.result == "aborted" and o.aborted_at is not None:
             recs = [r for r in records_by_id.get(o.soak_id, []) if r["role"] == "primary"]
-            if recs and recs[0]["peer_closed"] is not None:
+            if not recs:
+                abort_unasked += 1  # the client left before the gateway had asked the upstream
+            elif recs[0]["peer_closed"] is not None:
                 abort_close.append(recs[0]["peer_closed"] - o.aborted_at)
-            elif recs and recs[0]["done"] is not None and recs[0]["done"] <= o.aborted_at + 0.05:
-                pass  # the upstream had finished before the client left: nothing to close
+            elif recs[0]["done"] is not None and not recs[0]["cut_by_us"]:
+                abort_finished += 1  # the upstream's answer was complete before the gateway noticed
             else:
                 abort_unclosed += 1
     print("\nUpstream connections the gateway had to close (seen by the upstream)")
     print(f"  hang before the head, closed after   {_pct(holds['hang'])} (timeout_s {args.timeout:g})")
     print(f"  silence mid-stream, closed after     {_pct(holds['silent'])} of silence")
-    print(f"  client left, upstream closed after   {_pct(abort_close)} (target < 100 ms; "
-          f"mid-stream and before the head); never closed: {abort_unclosed}")
+    print(f"  client left, upstream closed after   {_pct(abort_close)} (target < 100 ms; mid-stream and "
+          f"before the head)")
+    print(f"    of {len(abort_close) + abort_finished + abort_unasked + abort_unclosed} abandoned requests: "
+          f"upstream answer complete first {abort_finished}, upstream not asked yet {abort_unasked}, "
+          f"never closed {abort_unclosed}")
     print(f"  held responses the gateway never closed (cut by the upstream after 120 s): {unclosed}")
 
     b = run.before
@@ -193,7 +198,7 @@ def report(run: Run) -> bool:
               f"RSS after idle {_mb(end.idle.rss_kb)}; sockets to the upstream: after the run "
               f"{_states(end.after)}, after idle {_states(end.idle)}; the upstream's view "
               f"{ua.get('connections_open', 1) - 1} then {uu.get('connections_open', 1) - 1}")
-    print(f"    fds by kind before {_kinds(b)}; after idle {_kinds(i)}")
+    print(f"    fds by kind before {_kinds(b)}; after idle {_kinds(i)}; files opened since: {_new_files(b, i)}")
     print(f"  most sockets to the upstream at once: {max((s.upstream_open for _, _, _, s in run.timeline), default=0)} "
           f"(the upstream accepted {ui.get('connections_total')} connections in all, at most "
           f"{ui.get('connections_max')} at once)")
@@ -205,8 +210,8 @@ def report(run: Run) -> bool:
     if tcp.get("ListenOverflows"):
         print("    (ListenOverflows: the gateway's accept queue was full, so the kernel dropped clients' "
               "handshakes; they retry after 1, 2, 4... s, and some are reset or hang)")
-    leak = i.fds > b.fds or i.upstream_open > 0 or i.close_wait > 0 or ui.get("connections_open", 1) > 1
-    print(f"  fd / connection leak: {'YES' if leak else 'none'}")
+    leaks = _leaks(run)
+    print(f"  fd / connection leak: {'YES: ' + '; '.join(leaks) if leaks else 'none'}")
 
     if problems:
         print(f"\nUnexpected outcomes: {len(problems)}")
@@ -222,14 +227,47 @@ def report(run: Run) -> bool:
         print(f"\nGateway log: {len(log_errors)} error lines; first ones:")
         for line in log_errors[:8]:
             print(f"  {line[:220]}")
-    failed = bool(lost or problems or leak or by_result["exception"] or unclosed or abort_unclosed)
+    failed = bool(lost or problems or leaks or by_result["exception"] or unclosed or abort_unclosed)
     print(f"\nresult: {'FAILED' if failed else 'ok'} (lost {len(lost)}, unexpected {len(problems)}, "
-          f"client exceptions {by_result['exception']}, leak {'yes' if leak else 'no'})")
+          f"client exceptions {by_result['exception']}, leak {'yes' if leaks else 'no'})")
     return failed
 
 
 def _seconds(outcomes: list[Outcome], how: Callable[[list[float]], float]) -> str:
     return f"{how([o.ended - o.started for o in outcomes]):.1f}" if outcomes else "-"
+
+
+def _leaks(run: Run) -> list[str]:
+    """What the gateway still holds after the idle time that it did not hold before the run.
+
+    Sockets, pipes and event fds must be back to the baseline. A regular file opened on first
+    use and kept (with several workers: prometheus-client's per-process .db files, two fds
+    each) is no leak, so files count only when one path holds more than two fds more than
+    before. With several rounds, the last round must end where the first one did.
+    """
+    assert run.before is not None
+    before, first, last = run.before, run.rounds[0].idle, run.rounds[-1].idle
+    found = []
+    if last.upstream_open:
+        found.append(f"{last.upstream_open} sockets to the upstream")
+    if last.close_wait:
+        found.append(f"{last.close_wait} CLOSE_WAIT sockets")
+    for kind, n in last.fd_kinds.items():
+        if kind != "file" and n > before.fd_kinds.get(kind, 0):
+            found.append(f"{kind} fds {before.fd_kinds.get(kind, 0)} -> {n}")
+    for path, n in last.files.items():
+        if n > before.files.get(path, 0) + 2:
+            found.append(f"{path} open {n} times")
+    if len(run.rounds) > 1 and last.fds > first.fds:
+        found.append(f"fds after idle grew from round 1 to round {len(run.rounds)}: {first.fds} -> {last.fds}")
+    if run.rounds[-1].upstream_idle.get("connections_open", 1) > 1:
+        found.append("the upstream still sees connections")
+    return found
+
+
+def _new_files(before: Snapshot, after: Snapshot) -> str:
+    grown = sorted(path for path, n in after.files.items() if n > before.files.get(path, 0))
+    return ", ".join(Path(path).name for path in grown) or "none"
 
 
 def _states(s: Snapshot) -> str:

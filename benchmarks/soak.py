@@ -143,7 +143,7 @@ def start_gateway(args: argparse.Namespace, procs: Processes, tmp: Path, upstrea
 
 
 def wait_idle(run: Run, gateway_pid: int, upstream_port: int, gateway_port: int, limit_s: float) -> RoundEnd:
-    """Poll until the gateway is back to its baseline (no upstream connections, fds as before)."""
+    """Poll until the gateway is back to its baseline (no upstream connections, sockets as before)."""
     assert run.before is not None
     time.sleep(1.0)  # the client connections' closes reach the gateway
     after = snapshot(gateway_pid, upstream_port, gateway_port)
@@ -155,7 +155,9 @@ def wait_idle(run: Run, gateway_pid: int, upstream_port: int, gateway_port: int,
         time.sleep(2.0)
         idle = snapshot(gateway_pid, upstream_port, gateway_port)
         waited = time.monotonic() - idle_start
-        if (idle.upstream_open == 0 and idle.fds <= run.before.fds) or waited >= limit_s:
+        # Sockets, not all fds: a worker may keep a file it opened on first use (metrics).
+        sockets_back = idle.fd_kinds.get("socket", 0) <= run.before.fd_kinds.get("socket", 0)
+        if (idle.upstream_open == 0 and sockets_back) or waited >= limit_s:
             break
     upstream_idle = orjson.loads(http_get(upstream_port, "/stats", timeout=10)[1])
     return RoundEnd(after, idle, waited, run.peak_rss_kb, upstream_after, upstream_idle)
