@@ -12,8 +12,6 @@ import logging
 import os
 from dataclasses import dataclass
 
-import httpx
-from httpx_aiohttp import AiohttpTransport
 from sanic import Request, Sanic
 from sanic.exceptions import (
     BadRequest,
@@ -35,6 +33,7 @@ from gateway.requestlog import AfterResponse, RequestLog, log_refusal
 from gateway.runtime import Runtime
 from gateway.server import is_loopback
 from gateway.state import LiveConfig
+from gateway.transport import AiohttpTransport
 from gateway.upstream import Upstream
 from gateway.watch import stop_watching, watch_config
 from rules.discover import Discovery, load_discovered
@@ -167,11 +166,7 @@ def create_app(settings: WorkerSettings) -> Sanic[Any, Any]:
     @app.before_server_start
     async def _start(app: Sanic[Any, Any]) -> None:
         transport = AiohttpTransport(
-            limits=httpx.Limits(
-                max_connections=_MAX_CONNECTIONS,
-                max_keepalive_connections=_MAX_CONNECTIONS,
-                keepalive_expiry=_KEEPALIVE_EXPIRY_S,
-            )
+            max_connections=_MAX_CONNECTIONS, keepalive_expiry_s=_KEEPALIVE_EXPIRY_S
         )
         runtime = Runtime(LiveConfig(app.ctx.initial, settings.discovery.reason), Upstream(transport))
         app.ctx.runtime = runtime

@@ -13,7 +13,6 @@ task and the ``finally`` blocks close the upstream response at once.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -115,33 +114,32 @@ class _FellBack(Exception):
 def _network_failure(exc: Exception, provider: Provider) -> _Failure:
     """Name what went wrong talking to the upstream, in words a user can act on.
 
-    httpx-aiohttp maps aiohttp's errors loosely (a refused connection arrives as
-    ConnectTimeout, a read timeout too), so the aiohttp cause decides.
+    The transport (gateway.transport) raises the httpx exception that says what happened,
+    with aiohttp's error as the cause for the details (refused, DNS...).
     """
-    cause = exc.__cause__ or exc
+    cause = exc.__cause__
     where = provider.base_url
     name = provider.name
-    if isinstance(cause, aiohttp.ClientConnectorError):
-        os_error = cause.os_error
-        if isinstance(os_error, ConnectionRefusedError):
-            reason = "connection refused"
-        elif isinstance(cause, aiohttp.ClientConnectorDNSError):
+    if isinstance(exc, httpx.ConnectError):
+        if isinstance(cause, aiohttp.ClientConnectorDNSError):
             reason = f"cannot resolve host {cause.host!r}"
+        elif isinstance(cause, aiohttp.ClientConnectorError) and isinstance(cause.os_error, ConnectionRefusedError):
+            reason = "connection refused"
+        elif isinstance(cause, aiohttp.ClientConnectorError) and cause.os_error is not None:
+            reason = cause.os_error.strerror or str(cause.os_error)
         else:
-            reason = (os_error.strerror or str(os_error)) if os_error else str(cause)
+            reason = str(exc)
         return _Failure("connect", f"cannot connect to {where}: {reason}", name, connecting=True)
-    if isinstance(cause, aiohttp.ConnectionTimeoutError) or isinstance(exc, httpx.PoolTimeout):
+    if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
         detail = f"connecting to {where} timed out after {provider.connect_timeout_s:g} s"
         return _Failure("timeout", detail, name, connecting=True)
-    if isinstance(cause, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)) or (
-        isinstance(exc, httpx.TimeoutException) and not isinstance(cause, aiohttp.ClientError)
-    ):
+    if isinstance(exc, httpx.TimeoutException):
         return _Failure("timeout", f"{where} sent nothing for {provider.timeout_s:g} s", name)
     if isinstance(cause, aiohttp.ServerDisconnectedError):
         return _Failure("read", f"{where} closed the connection without answering", name)
     if isinstance(cause, aiohttp.ClientPayloadError):
         return _Failure("read", f"{where} broke off its answer ({cause})", name)
-    return _Failure("read", f"{where}: {cause.__class__.__name__}: {cause}", name)
+    return _Failure("read", f"{where}: {(cause or exc).__class__.__name__}: {cause or exc}", name)
 
 
 class Proxy:

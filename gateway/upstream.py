@@ -5,8 +5,8 @@ merging with client defaults, auth and redirect loops, and a cookie jar shared b
 of the worker (so a Set-Cookie from one upstream answer would ride along on later requests,
 whoever sent them). Profiles of the gateway under load showed those layers at about a fifth of
 its CPU time. So requests are built as ``httpx.Request`` and handed straight to the worker's
-transport (httpx-aiohttp's ``AiohttpTransport``), and answers are read with ``aiter_raw`` (no
-decoder chain: the gateway asks for identity encoding).
+transport (gateway.transport), and answers are read raw (no decoder chain: the gateway asks
+for identity encoding).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import httpx
+
+from gateway.transport import HEADERS_EXTENSION, read_body
 
 # Distinct upstream URLs are few (base URL x endpoint x query); parsed once each.
 _URL_CACHE_LIMIT = 1024
@@ -46,12 +48,13 @@ class Upstream:
             if len(self._urls) >= _URL_CACHE_LIMIT:
                 self._urls.clear()
             parsed = self._urls[url] = httpx.URL(url)
+        sent = [*headers, ("content-length", str(len(content)))]
         request = httpx.Request(
             "POST",
             parsed,
-            headers=[*headers, ("content-length", str(len(content)))],
+            headers=sent,
             stream=httpx.ByteStream(content),
-            extensions={"timeout": timeout},
+            extensions={"timeout": timeout, HEADERS_EXTENSION: sent},
         )
         request.read()  # the body is in memory already: this only marks it read (no copy)
         return request
@@ -66,5 +69,4 @@ class Upstream:
 
 async def read_all(response: httpx.Response) -> bytes:
     """The whole body of an answer, as sent (no content decoding)."""
-    chunks = [chunk async for chunk in response.aiter_raw()]
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return await read_body(response)
