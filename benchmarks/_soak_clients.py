@@ -225,8 +225,11 @@ class Clients:
 
     def pick(self, rng: random.Random) -> tuple[str, int]:
         kind = rng.choice(FAULT_KINDS) if rng.random() < self.fault_rate else "ok"
-        # Events before a mid-stream fault (or a client abort): anywhere from message_start on.
-        return kind, rng.randint(1, self.shape.deltas + 2)
+        # Events before a mid-stream fault: anywhere from message_start on. A client leaves
+        # with at least five events to go, so that it leaves an unfinished stream even when a
+        # busy loop hands it the next few events in one read.
+        last = self.shape.deltas + 2 if KINDS[kind].expect != "abort" else max(1, self.shape.deltas - 2)
+        return kind, rng.randint(1, last)
 
     async def run(self, streams: int, seconds: float, ramp_s: float) -> None:
         connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from _common import http_get, process_tree, tree_memory_kb
+from _common import http_get, process_tree, tree_memory_kb, tree_pss_kb
 
 _TCP_STATES = {"01": "ESTABLISHED", "06": "TIME_WAIT", "08": "CLOSE_WAIT", "0A": "LISTEN",
                "04": "FIN_WAIT1", "05": "FIN_WAIT2", "09": "LAST_ACK", "02": "SYN_SENT", "0B": "CLOSING"}
@@ -45,6 +45,7 @@ class Snapshot:
     pids: int
     rss_kb: int
     hwm_kb: int
+    pss_kb: int  # proportional: pages shared between the workers counted once, unlike the RSS sum
     cpu_s: float
     fds: int
     fd_kinds: dict[str, int]
@@ -62,6 +63,7 @@ def snapshot(root: int, upstream_port: int, gateway_port: int) -> Snapshot:
     """Memory, CPU time, file descriptors and TCP sockets of the gateway's process tree."""
     pids = process_tree(root)
     rss, hwm = tree_memory_kb(pids)
+    pss = tree_pss_kb(pids)
     ticks = os.sysconf("SC_CLK_TCK")
     cpu = 0.0
     fds = 0
@@ -106,7 +108,7 @@ def snapshot(root: int, upstream_port: int, gateway_port: int) -> Snapshot:
             upstream[state] += 1
         elif local == gateway_port and state != "LISTEN":
             clients += 1
-    return Snapshot(time.monotonic(), len(pids), rss, hwm, cpu, fds, dict(kinds), dict(files), dict(upstream),
+    return Snapshot(time.monotonic(), len(pids), rss, hwm, pss, cpu, fds, dict(kinds), dict(files), dict(upstream),
                     clients, close_wait)
 
 

@@ -186,6 +186,9 @@ def report(run: Run) -> bool:
     print(f"\nGateway process tree ({b.pids} process{'es' if b.pids > 1 else ''})")
     print(f"  RSS: start {_mb(b.rss_kb)}, peak sampled {_mb(run.peak_rss_kb)}, end of run {_mb(a.rss_kb)}, "
           f"after idle {_mb(i.rss_kb)}; peak VmHWM summed {_mb(i.hwm_kb)}")
+    if b.pids > 1:
+        print(f"  PSS (shared pages divided among the processes): start {_mb(b.pss_kb)}, end of run "
+              f"{_mb(a.pss_kb)}, after idle {_mb(i.pss_kb)}")
     cpu = a.cpu_s - b.cpu_s
     print(f"  CPU during the run: {cpu:.1f} s ({100 * cpu / max(run.elapsed_s, 1e-9):.0f}% of one core)")
     print("  over the run (RSS/fds/upstream sockets): " + "  ".join(
@@ -195,11 +198,12 @@ def report(run: Run) -> bool:
         ua, uu = end.upstream_after, end.upstream_idle
         print(f"  {'round ' + str(number) + ': ' if len(run.rounds) > 1 else ''}open fds: before {b.fds}, "
               f"after the run {end.after.fds}, after {end.idle_waited_s:.0f} s idle {end.idle.fds}; "
-              f"RSS after idle {_mb(end.idle.rss_kb)}; sockets to the upstream: after the run "
-              f"{_states(end.after)}, after idle {_states(end.idle)}; the upstream's view "
+              f"RSS after idle {_mb(end.idle.rss_kb)} (PSS {_mb(end.idle.pss_kb)}); sockets to the upstream: "
+              f"after the run {_states(end.after)}, after idle {_states(end.idle)}; the upstream's view "
               f"{ua.get('connections_open', 1) - 1} then {uu.get('connections_open', 1) - 1}")
     print(f"    fds by kind before {_kinds(b)}; after idle {_kinds(i)}; files opened since: {_new_files(b, i)}")
-    print(f"  most sockets to the upstream at once: {max((s.upstream_open for _, _, _, s in run.timeline), default=0)} "
+    most = max((s.upstream_open for _, _, _, s in run.timeline), default=0)
+    print(f"  most sockets to the upstream at once: {most} "
           f"(the upstream accepted {ui.get('connections_total')} connections in all, at most "
           f"{ui.get('connections_max')} at once)")
     print(f"  client connections open: after the run {a.clients}, after idle {i.clients}; "
@@ -307,7 +311,8 @@ def figures(run: Run) -> dict[str, Any]:
         "unexpected": sum(o.problem(run.shape) is not None for o in run.outcomes),
         "lost": results["lost"] + results["hung"],
         "rss_kb": {"start": run.before.rss_kb, "peak": run.peak_rss_kb,
-                   "rounds": [{"end": r.after.rss_kb, "idle": r.idle.rss_kb, "hwm_sum": r.idle.hwm_kb}
+                   "rounds": [{"end": r.after.rss_kb, "idle": r.idle.rss_kb, "hwm_sum": r.idle.hwm_kb,
+                               "pss_idle": r.idle.pss_kb}
                               for r in run.rounds]},
         "fds": {"before": run.before.fds,
                 "rounds": [{"after": r.after.fds, "idle": r.idle.fds, "idle_waited_s": r.idle_waited_s}
