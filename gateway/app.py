@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncio
 import logging
 import os
 from dataclasses import dataclass
@@ -85,6 +86,9 @@ class AnthropicErrors(ErrorHandler):
 def _describe(request: Request, exc: Exception) -> tuple[int, str, str]:
     if isinstance(exc, GatewayError):
         return exc.status, exc.error_type, exc.message
+    if isinstance(exc, asyncio.CancelledError):
+        # The client left (Esc in Claude Code) before an answer: routine, nobody to answer.
+        return 499, "api_error", "the client closed the connection"
     if isinstance(exc, NotFound):
         return 404, "not_found_error", (
             f"no such endpoint: {request.method} {request.path} (the gateway serves POST /v1/messages, "

@@ -269,6 +269,9 @@ def test_client_leaving_while_waiting_for_the_head_closes_the_upstream_at_once(s
     record = setup.primary.wait_for_disconnect()
     assert record.disconnected_at is not None
     assert record.disconnected_at - closed_at < 0.1
+    # Routine (Esc in Claude Code): a request log line with 499, never an "internal error".
+    setup.gateway.wait_for_log("status=499")
+    assert "internal error" not in setup.gateway.logs()
 
 
 # --- concurrency limits -------------------------------------------------------------------
