@@ -9,10 +9,11 @@ from __future__ import annotations
 import http.client
 import os
 import resource
+import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import orjson
 
@@ -207,3 +208,27 @@ def tree_memory_kb(pids: list[int]) -> tuple[int, int]:
         rss += r
         hwm += h
     return rss, hwm
+
+
+def stop_groups(procs: Sequence[subprocess.Popen[bytes]], sig: int, grace_s: float) -> None:
+    """Signal each child's process group (newest first), give them ``grace_s`` in all, then SIGKILL.
+
+    The children were started with ``start_new_session=True``, so a group is a child with its
+    workers (Sanic's main process, its manager, its worker processes).
+    """
+    for proc in reversed(procs):
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + grace_s
+    for proc in reversed(procs):
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()

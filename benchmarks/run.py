@@ -32,7 +32,7 @@ from typing import IO, Any
 
 import orjson
 
-from _common import free_port, http_get, raise_nofile_limit, wait_ready
+from _common import free_port, http_get, raise_nofile_limit, stop_groups, wait_ready
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
@@ -141,22 +141,7 @@ class Processes:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop_all(self) -> None:
-        for _, proc in reversed(self.procs):
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 10
-        for _, proc in reversed(self.procs):
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait()
+        stop_groups([proc for _, proc in self.procs], signal.SIGTERM, grace_s=10)
 
 
 class LoadGen:

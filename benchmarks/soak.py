@@ -38,12 +38,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
 
 import orjson
 import uvloop
 
-from _common import free_port, http_get, raise_nofile_limit, wait_ready
+from _common import free_port, http_get, raise_nofile_limit, stop_groups, wait_ready
 from _soak_clients import ROUTES_TOML, Clients, Shape
 from _soak_probe import gateway_metrics, snapshot, tcp_counters
 from _soak_report import RoundEnd, Run, figures, report
@@ -69,22 +68,8 @@ class Processes:
         return proc
 
     def stop_all(self) -> None:
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGINT)  # the gateway shuts its workers down on SIGINT
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 15
-        for proc in reversed(self.procs):
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait()
+        # SIGINT: the gateway shuts its workers down on it.
+        stop_groups(self.procs, signal.SIGINT, grace_s=15)
 
 
 async def soak(args: argparse.Namespace, run: Run, number: int, gateway_pid: int, gateway_port: int,
