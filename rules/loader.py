@@ -145,13 +145,8 @@ def _compile(
 
     findings = semantics.check(doc, env)
     patterns = [[r["match"]] if isinstance(r["match"], str) else r["match"] for r in doc["route"]]
-    ruleset: RuleSet | None = None
-    if any(f.severity == "error" for f in findings):
-        shadowed = find_shadowed(patterns)
-    else:
-        ruleset = build_ruleset(doc, source)
-        shadowed = find_shadowed(patterns, ruleset._matcher)
-    findings += semantics.shadowing(doc, shadowed)
+    ruleset = None if any(f.severity == "error" for f in findings) else build_ruleset(doc, source)
+    findings += semantics.shadowing(doc, find_shadowed(patterns))
 
     problems = _located(findings, doc, file, text)
     if any(p.severity == "error" for p in problems):

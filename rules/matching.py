@@ -343,12 +343,8 @@ def _covered(pattern: str, earlier: Sequence[str]) -> bool:
     return True
 
 
-def find_shadowed(routes: Sequence[Sequence[str]], matcher: Matcher | None = None) -> list[Shadowed]:
-    """Every pattern that earlier patterns (of earlier routes, or earlier in its own list) cover.
-
-    ``matcher`` is accepted for compatibility and not needed: the check builds its own index.
-    """
-    del matcher
+def find_shadowed(routes: Sequence[Sequence[str]]) -> list[Shadowed]:
+    """Every pattern that earlier patterns (of earlier routes, or earlier in its own list) cover."""
     flat: list[tuple[int, int, str]] = [
         (r, k, p) for r, patterns in enumerate(routes) for k, p in enumerate(patterns)
     ]

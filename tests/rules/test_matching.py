@@ -279,11 +279,6 @@ def test_wide_character_ranges_do_not_hide_uncovered_names() -> None:
     assert [s.pattern for s in find_shadowed([["[\x00-\U0010ffff]"], ["[!a]"]])] == ["[!a]"]
 
 
-def test_find_shadowed_accepts_the_routes_own_matcher() -> None:
-    routes = [["claude-*"], ["claude-haiku-*"], ["glm-4.7"]]
-    assert find_shadowed(routes, Matcher(routes)) == find_shadowed(routes)
-
-
 _ALPHABET = "ab-"
 
 
