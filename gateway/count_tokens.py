@@ -47,7 +47,8 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 import httpx
 import orjson
 
-from gateway.upstream import Upstream, read_all
+from gateway.transport import read_body
+from gateway.upstream import Upstream
 
 __all__ = ["Answer", "CountTokensCache", "estimate_tokens", "text_tokens", "cache_key", "replay"]
 
@@ -257,7 +258,7 @@ async def fetch(upstream: Upstream, request: httpx.Request) -> Answer:
     """Send ``request`` and read the whole answer (count_tokens answers are a few bytes)."""
     response = await upstream.send(request)
     try:
-        content = await read_all(response)
+        content = await read_body(response)
     finally:
         await response.aclose()
     return Answer(response.status_code, tuple(response.headers.multi_items()), content)

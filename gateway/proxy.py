@@ -39,7 +39,8 @@ from gateway.resilience import ProviderHealth
 from gateway.signatures import SignatureStore
 from gateway.sse import StreamObserver, observe_message
 from gateway.transforms import RequestBody, body_for_target
-from gateway.upstream import Upstream, read_all
+from gateway.transport import read_body
+from gateway.upstream import Upstream
 from rules.model import Provider, Route, RuleSet, Target
 
 # Bodies of upstream error answers we drop to fall back are read for the log, never more than this.
@@ -288,7 +289,7 @@ class Proxy:
             return None
         # The whole answer is read before the client sees a byte: a failure here may still fall back.
         try:
-            data = await read_all(response)
+            data = await read_body(response)
         except httpx.HTTPError as exc:
             failure = _network_failure(exc, provider)
             exchange.attempts.append(Attempt(name, model, failure.outcome, detail=failure.detail))
@@ -346,7 +347,7 @@ class Proxy:
         upstream = self.upstream.request(counter.base_url + path, headers, content, self._timeout(counter))
         try:
             response = await self._count_once(upstream, counter.name, headers, content)
-            data = await read_all(response)
+            data = await read_body(response)
         except httpx.HTTPError as exc:
             failure = _network_failure(exc, counter)
             exchange.attempts.append(Attempt(counter.name, body.model, failure.outcome, detail=failure.detail))

@@ -27,12 +27,9 @@ class StreamObserver:
         "on_signature",
         "input_tokens",
         "output_tokens",
-        "cache_read_tokens",
-        "cache_creation_tokens",
         "stop_reason",
         "saw_message_stop",
         "saw_error",
-        "events",
     )
 
     def __init__(self, on_signature: Callable[[str], None] | None = None) -> None:
@@ -41,12 +38,9 @@ class StreamObserver:
         self.on_signature = on_signature
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
-        self.cache_read_tokens: int | None = None
-        self.cache_creation_tokens: int | None = None
         self.stop_reason: str | None = None
         self.saw_message_stop = False
         self.saw_error = False
-        self.events = 0
 
     @property
     def at_boundary(self) -> bool:
@@ -62,7 +56,6 @@ class StreamObserver:
             self._tail = data
             return
         complete, self._tail = data[: end + 2], data[end + 2 :]
-        self.events += complete.count(b"\n\n")
         if b"message_stop" in complete:
             self.saw_message_stop = True
         # A thinking block's signature is complete at its content_block_stop.
@@ -126,10 +119,6 @@ class StreamObserver:
             self.input_tokens = usage["input_tokens"]
         if isinstance(usage.get("output_tokens"), int):
             self.output_tokens = usage["output_tokens"]
-        if isinstance(usage.get("cache_read_input_tokens"), int):
-            self.cache_read_tokens = usage["cache_read_input_tokens"]
-        if isinstance(usage.get("cache_creation_input_tokens"), int):
-            self.cache_creation_tokens = usage["cache_creation_input_tokens"]
 
     def _signature(self, signature: Any) -> None:
         if isinstance(signature, str) and signature and self.on_signature is not None:

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import httpx
 
-from gateway.transport import HEADERS_EXTENSION, read_body
+from gateway.transport import HEADERS_EXTENSION
 
 # Distinct upstream URLs are few (base URL x endpoint x query); parsed once each.
 _URL_CACHE_LIMIT = 1024
@@ -60,13 +60,9 @@ class Upstream:
         return request
 
     async def send(self, request: httpx.Request) -> httpx.Response:
-        """Send ``request``; the answer's body is not read yet (stream it, or ``read_all``)."""
+        """Send ``request``; the answer's body is not read yet (stream it, or ``transport.read_body``)."""
         return await self._transport.handle_async_request(request)
 
     async def aclose(self) -> None:
         await self._transport.aclose()
 
-
-async def read_all(response: httpx.Response) -> bytes:
-    """The whole body of an answer, as sent (no content decoding)."""
-    return await read_body(response)
