@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from sanic import Request, Sanic
 from sanic.exceptions import (
-    BadRequest,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
@@ -26,7 +25,7 @@ from sanic.exceptions import (
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 
-from gateway import access, handlers, metrics, stats
+from gateway import access, errors, handlers, metrics, stats
 from gateway.errors import GatewayError, error_body
 from gateway.health import health_report
 from gateway.logs import setup_logging
@@ -84,32 +83,36 @@ class AnthropicErrors(ErrorHandler):
 
 
 def _describe(request: Request, exc: Exception) -> tuple[int, str, str]:
+    """Status, error type and message; Sanic's own exceptions take the gateway tree's status and type."""
     if isinstance(exc, GatewayError):
         return exc.status, exc.error_type, exc.message
     if isinstance(exc, asyncio.CancelledError):
         # The client left (Esc in Claude Code) before an answer: routine, nobody to answer.
-        return 499, "api_error", "the client closed the connection"
+        return 499, errors.GatewayError.error_type, "the client closed the connection"
     if isinstance(exc, NotFound):
-        return 404, "not_found_error", (
+        return errors.NotFound.status, errors.NotFound.error_type, (
             f"no such endpoint: {request.method} {request.path} (the gateway serves POST /v1/messages, "
             "POST /v1/messages/count_tokens, GET /v1/models, GET /health, GET /metrics, GET /stats)"
         )
     if isinstance(exc, MethodNotAllowed):
-        return 405, "invalid_request_error", f"method {request.method} is not allowed on {request.path}"
+        return errors.MethodNotAllowed.status, errors.MethodNotAllowed.error_type, (
+            f"method {request.method} is not allowed on {request.path}"
+        )
     if isinstance(exc, PayloadTooLarge):
         limit = request.app.config.REQUEST_MAX_SIZE / (1024 * 1024)
-        return 413, "request_too_large", (
+        return errors.RequestTooLarge.status, errors.RequestTooLarge.error_type, (
             f"request body is larger than the gateway's limit of {limit:g} MiB "
             "(server.max_body_mb in routes.toml)"
         )
-    if isinstance(exc, RequestTimeout):
-        return 408, "invalid_request_error", "the request was not received in time"
     if isinstance(exc, ServiceUnavailable):
-        return 504, "timeout_error", "the gateway gave up waiting for the upstream answer"
-    if isinstance(exc, BadRequest):
-        return 400, "invalid_request_error", str(exc) or "bad request"
+        return errors.UpstreamTimeout.status, errors.UpstreamTimeout.error_type, (
+            "the gateway gave up waiting for the upstream answer"
+        )
+    if isinstance(exc, RequestTimeout):
+        return 408, errors.InvalidRequest.error_type, "the request was not received in time"
     if isinstance(exc, SanicException) and exc.status_code < 500:
-        return exc.status_code, "invalid_request_error", str(exc)
+        # BadRequest and the rest of the client errors Sanic raises while reading a request.
+        return exc.status_code, errors.InvalidRequest.error_type, str(exc) or "bad request"
     exchange = getattr(getattr(request, "ctx", None), "exchange", None)
     ref = f" (request {exchange.request_id})" if exchange is not None else ""
     log.error("internal error on %s %s%s", request.method, request.path, ref, exc_info=exc)
