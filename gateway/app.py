@@ -146,10 +146,11 @@ def _client_keys(request: Request) -> HTTPResponse | None:
     return HTTPResponse(body, status=401, content_type="application/json")
 
 
-def create_app(settings: WorkerSettings) -> Sanic[Any, Any]:
-    """The Sanic app of one worker."""
+def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None) -> Sanic[Any, Any]:
+    """The Sanic app of one worker; ``ruleset``: the config the caller already loaded, if any."""
     setup_logging(settings.log_level, settings.log_format, settings.log_file)
-    ruleset = load_discovered(settings.discovery, os.environ)
+    if ruleset is None:
+        ruleset = load_discovered(settings.discovery, os.environ)
     app = Sanic("gateway", error_handler=AnthropicErrors(), configure_logging=False)
     app.config.ACCESS_LOG = False
     app.config.MOTD = False

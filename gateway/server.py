@@ -98,9 +98,10 @@ def serve(options: ServeOptions) -> int:
     settings = WorkerSettings(
         discovery, host, port, options.log_level, options.log_format, options.watch, options.log_file
     )
-    loader = AppLoader(factory=partial(create_app, settings))
-    app = loader.load()
     single = options.workers == 1
+    # One process: serve the rules just loaded. Several: each worker process loads its own.
+    loader = AppLoader(factory=partial(create_app, settings))
+    app = create_app(settings, ruleset) if single else loader.load()
     app.prepare(
         host=host,
         port=port,
