@@ -35,7 +35,8 @@ from typing import Callable, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rules.loader import compile_document, load_bytes  # noqa: E402
-from rules.matching import Matcher, find_shadowed  # noqa: E402
+from rules.matching import Matcher  # noqa: E402
+from rules.shadowing import find_shadowed  # noqa: E402
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from gateway.errors import InvalidRequest, NotFound
-from rules.matching import is_glob
+from rules.patterns import is_glob
 from rules.model import RuleSet
 
 DEFAULT_LIMIT = 20

@@ -28,7 +28,7 @@ from rules.build import build_ruleset
 from rules.errors import ConfigError, Problem
 from rules.fast_schema import Check, compile_schema
 from rules.locate import ConfigPath, LineMap, format_path
-from rules.matching import find_shadowed
+from rules.shadowing import find_shadowed
 from rules.model import ConfigSource, RuleSet
 from rules.schema_messages import Finding, messages
 from schemas import load_schema

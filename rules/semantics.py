@@ -11,7 +11,8 @@ from typing import Any, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from rules.locate import ConfigPath
-from rules.matching import Shadowed, is_catch_all
+from rules.patterns import is_catch_all
+from rules.shadowing import Shadowed
 from rules.redact import redact
 from rules.schema_messages import Finding, did_you_mean, show
 

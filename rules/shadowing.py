@@ -1,0 +1,361 @@
+"""The shadowing check: which patterns can never match because earlier ones cover them.
+
+It runs at every load, so it is built to stay near-linear: two names each pattern matches
+usually prove it is not covered, by a regex-free index lookup; the exact automaton check
+(language inclusion of globs) runs only for the few patterns left.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import sys
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from rules.patterns import (
+    ANY,
+    GLOB_CHARS,
+    STAR,
+    CharClass,
+    Token,
+    is_glob,
+    literal_prefix,
+    literal_suffix,
+    token_regex,
+    tokenize,
+)
+
+
+
+@dataclass(frozen=True, slots=True)
+class Shadowed:
+    """A pattern that can never match because earlier patterns cover every name it matches."""
+
+    route: int
+    position: int  # index of the pattern in its route's match list
+    pattern: str
+    covered_by: tuple[tuple[int, str], ...]  # (route index, pattern) of the covering patterns
+
+
+class _Nfa:
+    """The glob as a small automaton over lower-cased characters, for language inclusion."""
+
+    __slots__ = ("tokens", "accept")
+
+    def __init__(self, pattern: str) -> None:
+        self.tokens = tokenize(pattern.lower())
+        self.accept = len(self.tokens)
+
+    def closure(self, states: set[int]) -> set[int]:
+        out = set(states)
+        stack = list(states)
+        while stack:
+            s = stack.pop()
+            if s < self.accept and self.tokens[s] is STAR and s + 1 not in out:
+                out.add(s + 1)
+                stack.append(s + 1)
+        return out
+
+    def step(self, states: set[int], c: str) -> set[int]:
+        nxt: set[int] = set()
+        for s in states:
+            if s >= self.accept:
+                continue
+            t = self.tokens[s]
+            if t is STAR:
+                nxt.add(s)
+            elif t is ANY or (isinstance(t, CharClass) and t.contains(c)) or t == c:
+                nxt.add(s + 1)
+        return self.closure(nxt)
+
+    def boundaries(self) -> set[int]:
+        """Code points where this pattern may start treating characters differently.
+
+        Each character the pattern names starts an interval, and so does the one after it
+        (after a range, the one after its end): all characters of an interval are alike.
+        """
+        points: set[int] = set()
+        for t in self.tokens:
+            if isinstance(t, str):
+                points.update((ord(t), ord(t) + 1))
+            elif isinstance(t, CharClass):
+                for c in t.chars:
+                    points.update((ord(c), ord(c) + 1))
+                for lo, hi in t.ranges:
+                    points.update((ord(lo), ord(hi) + 1))
+        return points
+
+
+def _covered(pattern: str, earlier: Sequence[str]) -> bool:
+    """True when every name ``pattern`` matches is matched by one of ``earlier``."""
+    a = _Nfa(pattern)
+    bs = [_Nfa(p) for p in earlier]
+    # Between two consecutive boundaries, every pattern treats all characters alike, so one
+    # character stands for each interval: exact even for wide ranges such as [\x00-\uffff].
+    points = {0}.union(a.boundaries(), *(b.boundaries() for b in bs))
+    alphabet = [chr(p) for p in sorted(points) if p <= sys.maxunicode]
+    start = (frozenset(a.closure({0})), tuple(frozenset(b.closure({0})) for b in bs))
+    seen = {start}
+    todo = [start]
+    while todo:
+        a_states, b_states = todo.pop()
+        if a.accept in a_states and not any(b.accept in s for b, s in zip(bs, b_states)):
+            return False
+        for c in alphabet:
+            na = frozenset(a.step(set(a_states), c))
+            if not na:
+                continue
+            nb = tuple(frozenset(b.step(set(s), c)) for b, s in zip(bs, b_states))
+            state = (na, nb)
+            if state not in seen:
+                seen.add(state)
+                todo.append(state)
+    return True
+
+
+def find_shadowed(routes: Sequence[Sequence[str]]) -> list[Shadowed]:
+    """Every pattern that earlier patterns (of earlier routes, or earlier in its own list) cover."""
+    flat: list[tuple[int, int, str]] = [
+        (r, k, p) for r, patterns in enumerate(routes) for k, p in enumerate(patterns)
+    ]
+    index = _FlatIndex([p for _, _, p in flat])
+    # Globs indexed by literal prefix: two patterns can only overlap when one prefix starts
+    # the other, which keeps this near-linear for the thousand-route files people generate.
+    by_prefix: dict[str, list[int]] = dict(index.prefix)
+    prefixless = index.prefixless()
+    if prefixless:
+        by_prefix[""] = prefixless
+    prefixes = sorted(by_prefix)
+    exact_names = sorted((p.lower(), i) for i, (_, _, p) in enumerate(flat) if not is_glob(p))
+
+    found: list[Shadowed] = []
+    for i, (route, position, pattern) in enumerate(flat):
+        if not is_glob(pattern):
+            j = index.first_match(pattern.lower(), before=i)
+            if j is not None:
+                found.append(Shadowed(route, position, pattern, ((flat[j][0], flat[j][2]),)))
+            continue
+
+        # A name the pattern matches that no earlier pattern takes proves it is not covered:
+        # two such tries settle almost every pattern before the exact (costly) check.
+        witnesses = _witnesses(pattern, lambda: index.tokens(i))
+        if not all(index.first_match(w, before=i) is not None for w in witnesses):
+            continue
+
+        prefix = literal_prefix(pattern)
+        candidates: set[int] = set()
+        for cut in range(len(prefix) + 1):
+            candidates.update(by_prefix.get(prefix[:cut], ()))
+        if not _open_after_prefix(pattern):
+            # Longer prefixes can only help (together) when the character after this
+            # pattern's prefix is constrained: "a[bc]*" is covered by "ab*" and "ac*", but
+            # "a*" matches "a" followed by characters no longer prefix names.
+            lo = bisect.bisect_right(prefixes, prefix)
+            while lo < len(prefixes) and prefixes[lo].startswith(prefix):
+                candidates.update(by_prefix[prefixes[lo]])
+                lo += 1
+        earlier = sorted(j for j in candidates if j < i)
+        if not _has_wildcard(pattern):
+            # A pattern made only of sets (e.g. "glm-4.[57]") matches a finite set of names,
+            # which exact names listed earlier may cover. They start with its prefix: a range
+            # of the sorted list.
+            lo = bisect.bisect_left(exact_names, (prefix,))
+            while lo < len(exact_names) and exact_names[lo][0].startswith(prefix):
+                name, j = exact_names[lo]
+                if j < i and _tokens_match(index.tokens(i), name):
+                    earlier.append(j)
+                lo += 1
+        if not earlier:
+            continue
+        # One pattern covering this one alone must match every witness.
+        singles = [
+            j
+            for j in earlier
+            if all(_tokens_match(index.tokens(j), w) for w in witnesses)
+            and _covered(pattern, [flat[j][2]])
+        ]
+        if singles:
+            j = singles[0]
+            found.append(Shadowed(route, position, pattern, ((flat[j][0], flat[j][2]),)))
+        elif len(earlier) > 1 and _covered(pattern, [flat[j][2] for j in earlier]):
+            # Name only the patterns needed: drop each one the others can do without.
+            needed = list(earlier)
+            for j in earlier:
+                rest = [k for k in needed if k != j]
+                if _covered(pattern, [flat[k][2] for k in rest]):
+                    needed = rest
+            found.append(
+                Shadowed(route, position, pattern, tuple((flat[j][0], flat[j][2]) for j in needed))
+            )
+    return found
+
+
+class _FlatIndex:
+    """Which pattern of a flat list first matches a name, without compiling a regex.
+
+    A file's shadowing check runs once per load, on names no request may ever send, so
+    compiling the Matcher's bucket regexes for it (a tenth of a millisecond each) would cost
+    more than the whole check. Patterns are bucketed as the Matcher does (exact names in a
+    dict; globs by literal prefix, or by literal suffix when they have no prefix) and matched
+    token by token; a big bucket alone is compiled, once, as one regex.
+    """
+
+    _BIG = 16  # buckets with more globs than this are matched by one compiled regex
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self._patterns = patterns
+        self._tokens: dict[int, list[Token]] = {}
+        self._exact: dict[str, int] = {}
+        self.prefix: dict[str, list[int]] = {}  # literal prefix -> glob indices, ascending
+        self._suffix: dict[str, list[int]] = {}
+        for i, p in enumerate(patterns):
+            if not GLOB_CHARS.isdisjoint(p):
+                prefix = literal_prefix(p)
+                if prefix:
+                    self.prefix.setdefault(prefix, []).append(i)
+                else:
+                    self._suffix.setdefault(literal_suffix(p), []).append(i)
+            else:
+                self._exact.setdefault(p.lower(), i)
+        self._prefix_lengths = sorted({len(k) for k in self.prefix})
+        self._suffix_lengths = sorted({len(k) for k in self._suffix})
+        self._regexes: dict[tuple[bool, str], re.Pattern[str]] = {}
+
+    def tokens(self, i: int) -> list[Token]:
+        """Pattern ``i`` tokenized (lower-cased), computed once, on first use."""
+        tokens = self._tokens.get(i)
+        if tokens is None:
+            tokens = self._tokens[i] = tokenize(self._patterns[i].lower())
+        return tokens
+
+    def prefixless(self) -> list[int]:
+        """The globs without a literal prefix, ascending."""
+        return sorted(j for bucket in self._suffix.values() for j in bucket)
+
+    def first_match(self, name: str, *, before: int) -> int | None:
+        """The smallest pattern index below ``before`` matching ``name`` (lower-cased), or None."""
+        best = min(self._exact.get(name, before), before)
+        size = len(name)
+        for by_suffix, buckets, lengths in (
+            (False, self.prefix, self._prefix_lengths),
+            (True, self._suffix, self._suffix_lengths),
+        ):
+            for length in lengths:
+                if length > size:
+                    break
+                key = name[size - length :] if by_suffix else name[:length]
+                bucket = buckets.get(key)
+                if bucket is None or bucket[0] >= best:
+                    continue
+                hit = self._first_in(bucket, (by_suffix, key), name, best)
+                if hit is not None:
+                    best = hit
+        return best if best < before else None
+
+    def _first_in(self, bucket: list[int], key: tuple[bool, str], name: str, below: int) -> int | None:
+        if len(bucket) <= self._BIG:
+            for j in bucket:
+                if j >= below:
+                    return None
+                if _tokens_match(self.tokens(j), name):
+                    return j
+            return None
+        rx = self._regexes.get(key)
+        if rx is None:
+            source = "|".join(f"({''.join(token_regex(t) for t in self.tokens(j))})" for j in bucket)
+            rx = self._regexes[key] = re.compile(source, re.DOTALL)
+        m = rx.fullmatch(name)
+        if m is None:
+            return None
+        j = bucket[m.lastindex - 1]  # type: ignore[operator]
+        return j if j < below else None
+
+
+def _tokens_match(tokens: Sequence[Token], name: str) -> bool:
+    """True when the lower-cased ``name`` matches the pattern ``tokens`` (glob_regex's meaning)."""
+    t = n = 0
+    star = -1  # token index of the last "*" seen, and where in the name it started
+    star_n = 0
+    end = len(tokens)
+    while n < len(name):
+        token = tokens[t] if t < end else None
+        if token is STAR:
+            star, star_n = t, n
+            t += 1
+        elif token is not None and (
+            token is ANY or (token.contains(name[n]) if isinstance(token, CharClass) else token == name[n])
+        ):
+            t += 1
+            n += 1
+        elif star >= 0:
+            # Let the last "*" take one more character, and retry what follows it.
+            star_n += 1
+            t, n = star + 1, star_n
+        else:
+            return False
+    while t < end and tokens[t] is STAR:
+        t += 1
+    return t == end
+
+
+# Stands for "a character no pattern names" in witness names: private use, so caseless.
+_FRESH = "\ue000"
+
+
+def _witnesses(pattern: str, tokens: Callable[[], Sequence[Token]]) -> list[str]:
+    """Up to two names ``pattern`` matches: each ``*`` empty, then one character.
+
+    ``tokens`` gives the pattern's tokens; they are only needed for patterns with sets.
+    """
+    lowered = pattern.lower()
+    if "[" not in lowered:  # the common case, without tokenizing
+        first = lowered.replace("*", "").replace("?", _FRESH)
+        if "*" not in lowered:
+            return [first]
+        return [first, lowered.replace("*", _FRESH).replace("?", _FRESH)]
+    parts: list[str] = []
+    stars: list[int] = []  # where the "*" go in parts
+    for t in tokens():
+        if type(t) is str:
+            parts.append(t)
+        elif t is STAR:
+            stars.append(len(parts))
+            parts.append("")
+        elif t is ANY:
+            parts.append(_FRESH)
+        else:
+            assert isinstance(t, CharClass)
+            member = _member(t)
+            if member is None:
+                return []  # a set that matches nothing: the pattern matches nothing
+            parts.append(member)
+    first = "".join(parts)
+    if not stars:
+        return [first]
+    for k in stars:
+        parts[k] = _FRESH
+    return [first, "".join(parts)]
+
+
+def _member(t: CharClass) -> str | None:
+    """A character of the set, or None when it has none."""
+    if not t.negated:
+        if t.chars:
+            return min(t.chars)
+        return t.ranges[0][0] if t.ranges else None
+    for c in (_FRESH, "\ue001", "a", "0", "-"):
+        if t.contains(c):
+            return c
+    return next((chr(c) for c in range(0x10FFFF) if t.contains(chr(c))), None)
+
+
+def _open_after_prefix(pattern: str) -> bool:
+    """True when the token after the literal prefix is ``*``, ``?`` or a negated set."""
+    tokens = tokenize(pattern.lower())
+    first = next((t for t in tokens if not isinstance(t, str)), None)
+    return first is STAR or first is ANY or (isinstance(first, CharClass) and first.negated)
+
+
+def _has_wildcard(pattern: str) -> bool:
+    return "*" in pattern or "?" in pattern
