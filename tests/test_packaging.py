@@ -20,8 +20,8 @@ SOURCES = ("pyproject.toml", "README.md", "gateway", "rules", "schemas", "exampl
 
 PROBE = """
 import json, sys
-import gateway, gateway.profiles, schemas
-from gateway.profiles import profile_dir, profile_names, read_profile
+import gateway, gateway.cli.profiles, schemas
+from gateway.cli.profiles import profile_dir, profile_names, read_profile
 from schemas import load_schema
 print(json.dumps({
     "gateway_file": gateway.__file__,

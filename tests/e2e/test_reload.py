@@ -35,8 +35,8 @@ from fakes.config import profile_with_urls, routes_toml
 from fakes.gateway import GatewayProcess, write_claude_credentials
 from watchfiles import Change
 
-from gateway.state import LiveConfig
-from gateway.watch import (
+from gateway.reload.live import LiveConfig
+from gateway.reload.watcher import (
     ConfigReloader,
     WatchPlan,
     describe_changes,

@@ -1,4 +1,4 @@
-"""Key sources -> credentials (gateway.credentials)."""
+"""Key sources -> credentials (gateway.upstream.credentials)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.credentials import CredentialResolver, oauth_path
+from gateway.upstream.credentials import CredentialResolver, oauth_path
 from gateway.errors import AuthenticationFailed
 from rules.model import KeySource, Provider
 

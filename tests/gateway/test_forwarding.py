@@ -1,9 +1,9 @@
-"""Which headers go upstream and come back (gateway.forwarding)."""
+"""Which headers go upstream and come back (gateway.wire.headers)."""
 
 from __future__ import annotations
 
-from gateway.credentials import OAUTH_BETA, Credential
-from gateway.forwarding import downstream_headers, upstream_headers
+from gateway.upstream.credentials import OAUTH_BETA, Credential
+from gateway.wire.headers import downstream_headers, upstream_headers
 from rules.model import BetaPolicy, KeySource, Provider
 
 CLIENT = [

@@ -1,8 +1,8 @@
-"""Cooldowns and circuits of gateway.resilience, driven by a fake clock."""
+"""Cooldowns and circuits of gateway.upstream.provider_health, driven by a fake clock."""
 
 from __future__ import annotations
 
-from gateway.resilience import CIRCUIT_BASE_S, CIRCUIT_THRESHOLD, ProviderHealth, cooldown_until
+from gateway.upstream.provider_health import CIRCUIT_BASE_S, CIRCUIT_THRESHOLD, ProviderHealth, cooldown_until
 
 
 class Clock:

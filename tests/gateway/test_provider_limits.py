@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from gateway.errors import Overloaded
-from gateway.limits import Limits, ProviderLimit
+from gateway.upstream.limits import Limits, ProviderLimit
 from rules.model import KeySource, Provider
 
 

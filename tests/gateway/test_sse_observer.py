@@ -1,10 +1,10 @@
-"""Reading usage and signatures from SSE bytes as they pass (gateway.sse)."""
+"""Reading usage and signatures from SSE bytes as they pass (gateway.wire.sse)."""
 
 from __future__ import annotations
 
 import json
 
-from gateway.sse import StreamObserver, observe_message
+from gateway.wire.sse import StreamObserver, observe_message
 
 
 def _event(name: str, data: dict) -> bytes:

@@ -1,4 +1,4 @@
-"""gateway.transport against real loopback sockets: answers, raw bodies, and what failures become."""
+"""gateway.upstream.transport against real loopback sockets: answers, raw bodies, and what failures become."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 
 from fakes import BlackHole, closed_port
-from gateway.transport import HEADERS_EXTENSION, AiohttpTransport, read_body
+from gateway.upstream.transport import HEADERS_EXTENSION, AiohttpTransport, read_body
 
 
 async def _server(handler) -> tuple[web.AppRunner, str]:  # type: ignore[no-untyped-def]

@@ -30,12 +30,12 @@ if "--multi" in sys.argv:
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from gateway.access import AccessControl  # noqa: E402
-from gateway.logs import setup_logging  # noqa: E402
-from gateway.metrics import Metrics  # noqa: E402
-from gateway.proxy import Attempt, Exchange  # noqa: E402
-from gateway.requestlog import AfterResponse, RequestLog  # noqa: E402
-from gateway.state import LiveConfig  # noqa: E402
+from gateway.server.access import AccessControl  # noqa: E402
+from gateway.ops.logs import setup_logging  # noqa: E402
+from gateway.ops.metrics import Metrics  # noqa: E402
+from gateway.proxy.forward import Attempt, Exchange  # noqa: E402
+from gateway.ops.requestlog import AfterResponse, RequestLog  # noqa: E402
+from gateway.reload.live import LiveConfig  # noqa: E402
 from rules.loader import load_bytes  # noqa: E402
 
 CONFIG = """version = 1

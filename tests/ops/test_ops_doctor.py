@@ -14,7 +14,7 @@ from fakes.config import routes_toml
 from fakes.gateway import write_claude_credentials
 from ops_support import CLIENT_KEY, OAUTH_TOKEN, SECRETS, ZAI_KEY, leaked, run_cli
 
-from gateway.doctor import probe_model
+from gateway.ops.doctor import probe_model
 from rules.loader import load_bytes
 
 Factory = Callable[..., Any]

@@ -6,7 +6,7 @@ import logging
 import multiprocessing
 from pathlib import Path
 
-from gateway.logs import JsonFormatter, SharedRotatingFileHandler, setup_logging
+from gateway.ops.logs import JsonFormatter, SharedRotatingFileHandler, setup_logging
 
 
 def _write_lines(path: str, worker: int, count: int) -> None:

@@ -23,9 +23,9 @@ from ops_support import (
     wait_for_workers,
 )
 
-from gateway.metrics import MAX_MODELS, Metrics, multiprocess_directory
-from gateway.proxy import Attempt, Exchange
-from gateway.stats import render_table, usage
+from gateway.ops.metrics import MAX_MODELS, Metrics, multiprocess_directory
+from gateway.proxy.forward import Attempt, Exchange
+from gateway.ops.stats import render_table, usage
 
 Factory = Callable[..., Any]
 

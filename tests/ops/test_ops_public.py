@@ -8,8 +8,8 @@ import typing
 
 import pytest
 
-MODULES = ["gateway.access", "gateway.requestlog", "gateway.metrics", "gateway.stats", "gateway.doctor",
-           "gateway.service"]
+MODULES = ["gateway.server.access", "gateway.ops.requestlog", "gateway.ops.metrics", "gateway.ops.stats", "gateway.ops.doctor",
+           "gateway.ops.service"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -14,8 +14,8 @@ from fakes import Error, Reply
 from fakes.config import routes_toml
 from ops_support import CLIENT_API_KEY, ZAI_KEY, message, poll
 
-from gateway.proxy import Attempt, Exchange
-from gateway.requestlog import AfterResponse, RequestLog, json_fields, text_line
+from gateway.proxy.forward import Attempt, Exchange
+from gateway.ops.requestlog import AfterResponse, RequestLog, json_fields, text_line
 
 Factory = Callable[..., Any]
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from ops_support import run_cli
 
-from gateway.service import LABEL, TASK_NAMESPACE, Outcome, ServicePaths, ServiceSpec, install, render_launchd
-from gateway.service import render_systemd, render_task_xml, status, uninstall
+from gateway.ops.service import LABEL, TASK_NAMESPACE, Outcome, ServicePaths, ServiceSpec, install, render_launchd
+from gateway.ops.service import render_systemd, render_task_xml, status, uninstall
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lan.toml"
 NS = {"t": TASK_NAMESPACE}

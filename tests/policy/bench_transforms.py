@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from policy.captured import inflated_bytes  # noqa: E402
 
-from gateway.signatures import SignatureStore  # noqa: E402
-from gateway.transforms import body_for_target, parse_body  # noqa: E402
+from gateway.wire.signatures import SignatureStore  # noqa: E402
+from gateway.wire.rewrite import body_for_target, parse_body  # noqa: E402
 from rules.model import BetaPolicy, KeySource, Provider, Target  # noqa: E402
 
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from policy.captured import COUNT_TOKENS_REQUEST, request_body, request_bytes
 
-from gateway.count_tokens import (
+from gateway.proxy.count_tokens import (
     IMAGE_TOKENS,
     Answer,
     CountTokensCache,

@@ -1,4 +1,4 @@
-"""gateway.preview: each target's request as it would leave, as a diff, with secrets redacted."""
+"""gateway.cli.preview: each target's request as it would leave, as a diff, with secrets redacted."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from policy.captured import CAPTURED, request_bytes
 
-from gateway.preview import load_request, preview_lines
+from gateway.cli.preview import load_request, preview_lines
 from rules.loader import load_bytes
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from policy.captured import request_body
 
-from gateway.rewrite_fields import (
+from gateway.wire.fields import (
     auto_tool_choice,
     drop_fields,
     drop_thinking_budget,

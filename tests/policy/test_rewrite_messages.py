@@ -6,7 +6,7 @@ import copy
 
 from policy.captured import MESSAGE_REQUESTS, request_body
 
-from gateway.rewrite_messages import merge_system_turns, without_messages
+from gateway.wire.messages import merge_system_turns, without_messages
 
 
 def test_every_captured_system_turn_moves_to_the_end_of_system() -> None:

@@ -9,8 +9,8 @@ import orjson
 import pytest
 from policy.captured import ALL_BODIES, request_body
 
-from gateway.rewrite_thinking import strip_foreign_thinking, strip_thinking
-from gateway.signatures import SignatureStore
+from gateway.wire.thinking import strip_foreign_thinking, strip_thinking
+from gateway.wire.signatures import SignatureStore
 
 
 def thinking(text: str, signature: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""gateway.transforms on the captured Claude Code requests: which bytes each target receives."""
+"""gateway.wire.rewrite on the captured Claude Code requests: which bytes each target receives."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import orjson
 import pytest
 from policy.captured import ALL_BODIES, MESSAGE_REQUESTS, request_bytes
 
-from gateway.signatures import SignatureStore
-from gateway.transforms import body_for_target, parse_body, rewrite
+from gateway.wire.signatures import SignatureStore
+from gateway.wire.rewrite import body_for_target, parse_body, rewrite
 from rules.model import BetaPolicy, KeySource, Provider, Target
 
 ZAI_POLICY: dict[str, Any] = {

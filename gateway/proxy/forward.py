@@ -22,8 +22,8 @@ import httpx
 from sanic import Request
 from sanic.response import HTTPResponse
 
-from gateway.count_tokens import Answer, CountTokensCache, cache_key, estimate_answer, fetch, replay
-from gateway.credentials import Credential, CredentialResolver
+from gateway.proxy.count_tokens import Answer, CountTokensCache, cache_key, estimate_answer, fetch, replay
+from gateway.upstream.credentials import Credential, CredentialResolver
 from gateway.errors import (
     AuthenticationFailed,
     GatewayError,
@@ -33,14 +33,14 @@ from gateway.errors import (
     UpstreamUnreachable,
     sse_error_event,
 )
-from gateway.forwarding import downstream_headers, upstream_headers
-from gateway.limits import Limits
-from gateway.resilience import ProviderHealth
-from gateway.signatures import SignatureStore
-from gateway.sse import StreamObserver, observe_message
-from gateway.transforms import RequestBody, body_for_target
-from gateway.transport import read_body
-from gateway.upstream import Upstream
+from gateway.wire.headers import downstream_headers, upstream_headers
+from gateway.upstream.limits import Limits
+from gateway.upstream.provider_health import ProviderHealth
+from gateway.wire.signatures import SignatureStore
+from gateway.wire.sse import StreamObserver, observe_message
+from gateway.wire.rewrite import RequestBody, body_for_target
+from gateway.upstream.transport import read_body
+from gateway.upstream.client import Upstream
 from rules.model import Provider, Route, RuleSet, Target
 
 # Bodies of upstream error answers we drop to fall back are read for the log, never more than this.
@@ -115,7 +115,7 @@ class _FellBack(Exception):
 def _network_failure(exc: Exception, provider: Provider) -> _Failure:
     """Name what went wrong talking to the upstream, in words a user can act on.
 
-    The transport (gateway.transport) raises the httpx exception that says what happened,
+    The transport (gateway.upstream.transport) raises the httpx exception that says what happened,
     with aiohttp's error as the cause for the details (refused, DNS...).
     """
     cause = exc.__cause__

@@ -28,16 +28,16 @@ from typing import Any
 import orjson
 
 from gateway.errors import InvalidRequest
-from gateway.rewrite_fields import (
+from gateway.wire.fields import (
     auto_tool_choice,
     drop_fields,
     drop_thinking_budget,
     drop_thinking_param,
     strip_cache_control,
 )
-from gateway.rewrite_messages import merge_system_turns
-from gateway.rewrite_thinking import strip_foreign_thinking, strip_thinking
-from gateway.signatures import SignatureStore
+from gateway.wire.messages import merge_system_turns
+from gateway.wire.thinking import strip_foreign_thinking, strip_thinking
+from gateway.wire.signatures import SignatureStore
 from rules.model import Target
 
 __all__ = ["RequestBody", "Rewrite", "parse_body", "rewrite", "body_for_target"]

@@ -12,12 +12,12 @@ import os
 from sanic import Request
 from sanic.response import HTTPResponse, json
 
-from gateway.catalog import get_model, list_models
+from gateway.server.catalog import get_model, list_models
 from gateway.errors import GatewayError, NotFound
-from gateway.health import health_report
-from gateway.proxy import Exchange
-from gateway.runtime import Runtime
-from gateway.transforms import parse_body
+from gateway.ops.health import health_report
+from gateway.proxy.forward import Exchange
+from gateway.server.runtime import Runtime
+from gateway.wire.rewrite import parse_body
 
 
 def _runtime(request: Request) -> Runtime:

@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, TextIO
 
-from gateway.access import check_sources, resolve_keys
-from gateway.credentials import CredentialResolver, KeyUnavailable, oauth_path
-from gateway.health import CANONICAL_TIERS
+from gateway.server.access import check_sources, resolve_keys
+from gateway.upstream.credentials import CredentialResolver, KeyUnavailable, oauth_path
+from gateway.ops.health import CANONICAL_TIERS
 from rules.errors import ConfigError
 from rules.model import RuleSet
 
@@ -82,7 +82,7 @@ class _Report:
 
 
 def _is_loopback(host: str) -> bool:
-    from gateway.server import is_loopback  # (no Sanic at import: server imports it lazily)
+    from gateway.server.serve import is_loopback  # (no Sanic at import: server imports it lazily)
 
     return is_loopback(host)
 
@@ -344,9 +344,9 @@ def _probe(ruleset: RuleSet, env: Mapping[str, str], timeout: float, report: _Re
     import httpx
 
     from gateway.errors import GatewayError
-    from gateway.forwarding import upstream_headers
-    from gateway.signatures import SignatureStore
-    from gateway.transforms import body_for_target, parse_body
+    from gateway.wire.headers import upstream_headers
+    from gateway.wire.signatures import SignatureStore
+    from gateway.wire.rewrite import body_for_target, parse_body
     from rules.model import Target
 
     report.section("Probe (one 1-token request per provider)")

@@ -5,7 +5,7 @@ merging with client defaults, auth and redirect loops, and a cookie jar shared b
 of the worker (so a Set-Cookie from one upstream answer would ride along on later requests,
 whoever sent them). Profiles of the gateway under load showed those layers at about a fifth of
 its CPU time. So requests are built as ``httpx.Request`` and handed straight to the worker's
-transport (gateway.transport), and answers are read raw (no decoder chain: the gateway asks
+transport (gateway.upstream.transport), and answers are read raw (no decoder chain: the gateway asks
 for identity encoding).
 """
 
@@ -15,7 +15,7 @@ from typing import Sequence
 
 import httpx
 
-from gateway.transport import HEADERS_EXTENSION
+from gateway.upstream.transport import HEADERS_EXTENSION
 
 # Distinct upstream URLs are few (base URL x endpoint x query); parsed once each.
 _URL_CACHE_LIMIT = 1024

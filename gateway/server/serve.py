@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 
 from gateway import __version__
-from gateway.logs import setup_logging
+from gateway.ops.logs import setup_logging
 from rules.discover import discover, load_discovered
 from rules.errors import ConfigError
 
@@ -55,10 +55,10 @@ def serve(options: ServeOptions) -> int:
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
-    from gateway.access import check_sources, startup_problems
-    from gateway.app import WorkerSettings, create_app, describe_routes
-    from gateway.metrics import multiprocess_directory
-    from gateway.watch import describe_watch
+    from gateway.server.access import check_sources, startup_problems
+    from gateway.server.app import WorkerSettings, create_app, describe_routes
+    from gateway.ops.metrics import multiprocess_directory
+    from gateway.reload.watcher import describe_watch
 
     setup_logging(options.log_level, options.log_format, options.log_file)
     try:

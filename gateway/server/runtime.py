@@ -6,13 +6,13 @@ import logging
 import time
 from typing import Callable
 
-from gateway.credentials import CredentialResolver
-from gateway.limits import Limits
-from gateway.proxy import Exchange, Proxy
-from gateway.resilience import ProviderHealth
-from gateway.signatures import SignatureStore
-from gateway.state import LiveConfig
-from gateway.upstream import Upstream
+from gateway.upstream.credentials import CredentialResolver
+from gateway.upstream.limits import Limits
+from gateway.proxy.forward import Exchange, Proxy
+from gateway.upstream.provider_health import ProviderHealth
+from gateway.wire.signatures import SignatureStore
+from gateway.reload.live import LiveConfig
+from gateway.upstream.client import Upstream
 
 log = logging.getLogger("gateway")
 

@@ -125,7 +125,7 @@ def _environment() -> dict[str, str]:
 def _cmd_serve(args: argparse.Namespace) -> int:
     # Into the real environment: the server (and each worker process it starts) reads it.
     _load_dotenv_into(os.environ)
-    from gateway.server import ServeOptions, serve  # Sanic and httpx: only when serving
+    from gateway.server.serve import ServeOptions, serve  # Sanic and httpx: only when serving
 
     options = ServeOptions(
         config=args.config,
@@ -320,7 +320,7 @@ def _wire_policy(provider: Provider) -> list[str]:
 
 def _key_lines(provider: Provider, env: Mapping[str, str]) -> list[str]:
     """One line per key source: what it is (never the secret) and whether it yields a credential now."""
-    from gateway.credentials import CredentialResolver, oauth_path
+    from gateway.upstream.credentials import CredentialResolver, oauth_path
 
     lines: list[str] = []
     states = CredentialResolver(env).availability(provider)
@@ -394,8 +394,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _request_preview(name: str, route: Route, model: str, env: Mapping[str, str]) -> list[str]:
-    """``--request FILE``: the request in FILE as it would leave for each target (gateway.preview)."""
-    from gateway.preview import load_request, preview_lines
+    """``--request FILE``: the request in FILE as it would leave for each target (gateway.cli.preview)."""
+    from gateway.cli.preview import load_request, preview_lines
 
     try:
         data = sys.stdin.buffer.read() if name == STDIO else Path(name).read_bytes()
@@ -445,7 +445,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from gateway.profiles import UnknownProfile, read_profile
+    from gateway.cli.profiles import UnknownProfile, read_profile
 
     try:
         text = read_profile(args.profile)
@@ -473,16 +473,16 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- operations: doctor, service, stats (gateway.doctor, gateway.service, gateway.stats) ----
+# --- operations: doctor, service, stats (gateway.ops.doctor, gateway.ops.service, gateway.ops.stats) ----
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from gateway.doctor import DoctorOptions, run
+    from gateway.ops.doctor import DoctorOptions, run
 
     return run(DoctorOptions(args.config, args.url, args.probe, args.timeout), _environment(), Path.cwd())
 
 
 def _cmd_service(args: argparse.Namespace) -> int:
-    from gateway import service
+    from gateway.ops import service
 
     try:
         outcome = service.command(
@@ -496,7 +496,7 @@ def _cmd_service(args: argparse.Namespace) -> int:
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
-    from gateway.stats import StatsError, command
+    from gateway.ops.stats import StatsError, command
 
     try:
         sys.stdout.write(command(args.url, args.config, args.json, _environment(), Path.cwd()))

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from gateway.rewrite_messages import without_messages
-from gateway.signatures import SignatureStore
+from gateway.wire.messages import without_messages
+from gateway.wire.signatures import SignatureStore
 
 Doc = dict[str, Any]
 Block = dict[str, Any]

@@ -24,7 +24,7 @@ import re
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 if TYPE_CHECKING:
-    from gateway.proxy import Attempt, Exchange
+    from gateway.proxy.forward import Attempt, Exchange
 
 __all__ = ["AfterResponse", "RequestLog", "log_refusal", "text_line", "json_fields"]
 

@@ -13,7 +13,7 @@ values in memory-mapped files there, and whichever worker answers a scrape sums 
 removed when the main process exits.
 
 The cost lands after the response: ``observe`` runs from the request's exchange listener,
-which gateway.requestlog defers until the answer was written. Counter increments are summed in
+which gateway.ops.requestlog defers until the answer was written. Counter increments are summed in
 a plain dict and handed to prometheus-client once a second (``flush``; also before this worker
 answers /metrics or /stats, and when it stops): most requests share their labels, so a request
 costs a few dict updates instead of a locked (or, with several workers, memory-mapped) write
@@ -24,7 +24,7 @@ labels per process; the rest are counted as ``other``.
 
 Hooks for other modules (they may be called before or without a Metrics instance):
 ``reloaded(ok, generation=None)`` for the config watcher, ``provider_event(kind, provider)``
-for gateway.resilience listeners.
+for gateway.upstream.provider_health listeners.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from prometheus_client.metrics_core import Metric
 
-    from gateway.proxy import Exchange
+    from gateway.proxy.forward import Exchange
 
 __all__ = [
     "ENV",
@@ -267,7 +267,7 @@ class Metrics:
         self._add(self.refusals, (reason,))
 
     def provider_event(self, kind: str, provider: str) -> None:
-        """A gateway.resilience listener: cooldown, cooldown_end, circuit_open, circuit_close."""
+        """A gateway.upstream.provider_health listener: cooldown, cooldown_end, circuit_open, circuit_close."""
         self._add(self.health_events, (provider, kind))
 
     def reloaded(self, ok: bool, generation: int | None = None) -> None:

@@ -11,10 +11,10 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from gateway import __version__
-from gateway.credentials import CredentialResolver
-from gateway.limits import Limits
-from gateway.resilience import ProviderHealth
-from gateway.state import LiveConfig
+from gateway.upstream.credentials import CredentialResolver
+from gateway.upstream.limits import Limits
+from gateway.upstream.provider_health import ProviderHealth
+from gateway.reload.live import LiveConfig
 from rules.model import RuleSet
 
 # The names Claude Code sends for its three tiers today, unless ANTHROPIC_DEFAULT_*_MODEL is set.

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from gateway import __version__
-from gateway.credentials import OAUTH_BETA, Credential
+from gateway.upstream.credentials import OAUTH_BETA, Credential
 from rules.model import Provider
 
 # Set by the upstream connection, or by the server for the client connection (RFC 9110 7.6.1).

@@ -30,16 +30,16 @@ from typing import Any, TYPE_CHECKING, Callable, Iterable, Mapping
 from sanic import Sanic
 from watchfiles import Change, watch
 
-from gateway import metrics
-from gateway.credentials import CredentialResolver, KeyUnavailable, oauth_path
-from gateway.state import LiveConfig, LoadedConfig
+from gateway.ops import metrics
+from gateway.upstream.credentials import CredentialResolver, KeyUnavailable, oauth_path
+from gateway.reload.live import LiveConfig, LoadedConfig
 from rules.errors import ConfigError, Problem
 from rules.loader import load_bytes
 from rules.model import RuleSet
 
 if TYPE_CHECKING:
-    from gateway.app import WorkerSettings
-    from gateway.runtime import Runtime
+    from gateway.server.app import WorkerSettings
+    from gateway.server.runtime import Runtime
     from rules.discover import Discovery
 
 __all__ = [
@@ -487,7 +487,7 @@ async def watch_config(app: Sanic[Any, Any], runtime: Runtime, settings: WorkerS
 
     Runs until the worker stops; any error is logged and the watch goes on.
     """
-    from gateway.app import response_timeout  # gateway.app imports this module
+    from gateway.server.app import response_timeout  # gateway.server.app imports this module
 
     def on_swap(loaded: LoadedConfig) -> None:
         # Sanic copies it into each new connection; keep it in step with the new timeouts.

@@ -1,7 +1,7 @@
 """The usage view: per provider and model since start, requests, tokens, errors, fallbacks.
 
 ``GET /stats`` answers the JSON document ``usage()`` builds; ``gateway stats`` fetches it and
-prints ``render_table()``. Both read the Prometheus metrics (gateway.metrics), so with several
+prints ``render_table()``. Both read the Prometheus metrics (gateway.ops.metrics), so with several
 workers the figures are the sums over all of them, exactly as ``/metrics`` shows them, and
 there is one set of counters to keep right instead of two.
 
@@ -120,7 +120,7 @@ async def stats_endpoint(request: Request) -> HTTPResponse:
     """GET /stats: the usage document, over every worker."""
     from sanic.response import json
 
-    from gateway import metrics
+    from gateway.ops import metrics
 
     return json(usage(metrics.instance().collect()))
 
@@ -212,7 +212,7 @@ def command(url: str | None, config: str | None, as_json: bool, env: Mapping[str
     """
     import json as jsonlib
 
-    from gateway.access import resolve_keys
+    from gateway.server.access import resolve_keys
     from rules.discover import discover, load_discovered
     from rules.errors import ConfigError
 

@@ -3,7 +3,7 @@
 When routes.toml lists client keys, every request except ``GET /health`` must carry one of them
 in ``x-gateway-key`` (Claude Code: ``ANTHROPIC_CUSTOM_HEADERS="x-gateway-key: ..."``); anything
 else gets 401 ``authentication_error``. The header is checked here (from a request middleware
-in gateway.app) and never forwarded (gateway.forwarding drops it). No Sanic in this module:
+in gateway.server.app) and never forwarded (gateway.wire.headers drops it). No Sanic in this module:
 ``gateway doctor`` uses it too.
 
 The accepted keys are resolved once per config generation, not per request: the check costs a
@@ -23,7 +23,7 @@ import logging
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from gateway.state import LiveConfig
+from gateway.reload.live import LiveConfig
 from rules.errors import ConfigError, Problem
 from rules.model import KeySource, RuleSet
 

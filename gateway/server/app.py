@@ -25,17 +25,20 @@ from sanic.exceptions import (
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 
-from gateway import access, errors, handlers, metrics, stats
+from gateway import errors
+from gateway.ops import metrics, stats
+from gateway.server import access
+from gateway.server import endpoints as handlers
 from gateway.errors import GatewayError, error_body
-from gateway.health import health_report
-from gateway.logs import setup_logging
-from gateway.requestlog import AfterResponse, RequestLog, log_refusal
-from gateway.runtime import Runtime
-from gateway.server import is_loopback
-from gateway.state import LiveConfig
-from gateway.transport import AiohttpTransport
-from gateway.upstream import Upstream
-from gateway.watch import stop_watching, watch_config
+from gateway.ops.health import health_report
+from gateway.ops.logs import setup_logging
+from gateway.ops.requestlog import AfterResponse, RequestLog, log_refusal
+from gateway.server.runtime import Runtime
+from gateway.server.serve import is_loopback
+from gateway.reload.live import LiveConfig
+from gateway.upstream.transport import AiohttpTransport
+from gateway.upstream.client import Upstream
+from gateway.reload.watcher import stop_watching, watch_config
 from rules.discover import Discovery, load_discovered
 from rules.model import RuleSet
 

@@ -32,7 +32,7 @@ def profile_dir() -> Traversable:
     installed = files("gateway") / "profiles"
     if installed.is_dir():
         return installed
-    return Path(__file__).resolve().parent.parent / "examples"
+    return Path(__file__).resolve().parents[2] / "examples"
 
 
 def profile_names() -> list[str]:

@@ -1,0 +1,1 @@
+"""One request along its route: the targets in order, fallback, streaming back, count_tokens."""

@@ -1,0 +1,1 @@
+"""The way out: the HTTP transport, credentials, and admission (cooldowns, circuits, limits)."""

@@ -1,0 +1,1 @@
+"""What crosses the wire: the request body and its per-provider rewrites, headers each way, SSE."""
