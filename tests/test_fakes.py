@@ -32,7 +32,6 @@ from fakes import (
     Reply,
     Text,
     Thinking,
-    ToolUse,
     closed_port,
     parse_sse,
     thinking_reply,

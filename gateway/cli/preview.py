@@ -18,11 +18,11 @@ from typing import Any, Mapping
 
 import orjson
 
-from gateway.upstream.credentials import Credential, CredentialResolver
 from gateway.errors import AuthenticationFailed, InvalidRequest
+from gateway.upstream.credentials import Credential, CredentialResolver
 from gateway.wire.headers import upstream_headers
-from gateway.wire.signatures import SignatureStore
 from gateway.wire.rewrite import RequestBody, parse_body, rewrite
+from gateway.wire.signatures import SignatureStore
 from rules.model import KeySource, Route, Target
 from rules.redact import redact
 

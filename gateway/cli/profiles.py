@@ -12,13 +12,15 @@ from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gateway.errors import UserError
+
 if TYPE_CHECKING:  # importlib.resources.abc is 3.11+; importlib.abc has it on 3.10
     from importlib.abc import Traversable
 
 __all__ = ["profile_dir", "profile_names", "read_profile", "UnknownProfile"]
 
 
-class UnknownProfile(LookupError):
+class UnknownProfile(UserError):
     """A profile name with no file; the message lists the names that exist."""
 
     def __init__(self, name: str, known: list[str]) -> None:

@@ -30,9 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, TextIO
 
-from gateway.server.access import check_sources, resolve_keys
-from gateway.upstream.credentials import CredentialResolver, KeyUnavailable, oauth_path
+from gateway.client_keys import HEADER, resolve_keys
+from gateway.ops import http
 from gateway.ops.health import CANONICAL_TIERS
+from gateway.settings import is_loopback, listen_address, load_config, local_url
+from gateway.timefmt import ago, duration
+from gateway.upstream.credentials import CredentialResolver, KeyUnavailable, oauth_path
 from rules.errors import ConfigError
 from rules.model import RuleSet
 
@@ -40,8 +43,6 @@ __all__ = ["DoctorOptions", "probe_model", "run"]
 
 Level = Literal["ok", "info", "warn", "fail"]
 _MARK = {"ok": "ok  ", "info": "  - ", "warn": "warn", "fail": "FAIL"}
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8082
 _EXPIRY_WARNING_S = 600.0  # less than this left: say so (Claude Code renews it when used)
 _NONESSENTIAL = "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"
 _PROBE_PROMPT = "Reply with one word: ok"
@@ -81,12 +82,6 @@ class _Report:
             self.out.write(f"      {line}\n" if line else "\n")
 
 
-def _is_loopback(host: str) -> bool:
-    from gateway.server.serve import is_loopback  # (no Sanic at import: server imports it lazily)
-
-    return is_loopback(host)
-
-
 def _group_or_other_access(path: str) -> str | None:
     """``mode 0644`` when group or others may read or write ``path`` (POSIX only), else None."""
     if os.name == "nt":
@@ -99,20 +94,16 @@ def _group_or_other_access(path: str) -> str | None:
 
 
 def _load(options: DoctorOptions, env: Mapping[str, str], cwd: Path, report: _Report) -> RuleSet | None:
-    from rules.discover import discover, load_discovered
-
     report.section("Config")
     try:
-        found = discover(options.config, env, cwd)
-        ruleset = load_discovered(found, env)
-        check_sources(ruleset.server.client_keys, file=ruleset.source.path)
+        found = load_config(options.config, env, cwd)
     except ConfigError as exc:
         for problem in exc.problems:
             report.add("fail", problem.render())
         report.add("fail", "the config is invalid: the gateway would not start (check it with `gateway validate`)")
         return None
-    origin = f"{found.path} ({found.reason})" if found.path is not None else found.reason
-    report.add("ok", f"{origin}: {len(ruleset.routes)} route(s), {len(ruleset.providers)} provider(s)")
+    ruleset = found.ruleset
+    report.add("ok", f"{found.origin}: {len(ruleset.routes)} route(s), {len(ruleset.providers)} provider(s)")
     for warning in ruleset.warnings:
         report.add("warn", warning.render())
     dotenv = cwd / ".env"
@@ -163,26 +154,18 @@ def _check_oauth(path: str, resolver: CredentialResolver, where: str, usable: bo
     if left <= 0:
         report.add(
             "warn" if usable else "fail",
-            f"{where}: the login in {path} expired {_ago(-left)} ago: run `claude` to renew it "
+            f"{where}: the login in {path} expired {ago(-left)}: run `claude` to renew it "
             "(the gateway never refreshes it itself)",
         )
     elif left < _EXPIRY_WARNING_S:
-        report.add("warn", f"{where}: the login in {path} expires in {_ago(left)}; using `claude` renews it")
+        report.add("warn", f"{where}: the login in {path} expires in {duration(left)}; using `claude` renews it")
     else:
-        report.add("ok", f"{where}: logged in ({path}), valid for {_ago(left)}")
-
-
-def _ago(seconds: float) -> str:
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if hours < 48 else f"{hours // 24} days"
+        report.add("ok", f"{where}: logged in ({path}), valid for {duration(left)}")
 
 
 def _check_access(ruleset: RuleSet, host: str, env: Mapping[str, str], report: _Report) -> None:
     report.section("Access")
-    lan = not _is_loopback(host)
+    lan = not is_loopback(host)
     keys = ruleset.server.client_keys
     if not lan:
         report.add("ok", f"listens on {host}: only this machine can connect")
@@ -214,13 +197,11 @@ def _gateway_url(options: DoctorOptions, ruleset: RuleSet) -> tuple[str, str]:
     if options.url:
         url = options.url.rstrip("/")
         return url, url
-    host = ruleset.server.host or DEFAULT_HOST
-    port = ruleset.server.port or DEFAULT_PORT
+    host, port = listen_address(ruleset)
+    check_url = local_url(host, port)
     if host in ("0.0.0.0", "::", ""):
-        local = "127.0.0.1" if host != "::" else "[::1]"
-        return f"http://{local}:{port}", f"http://{_lan_address()}:{port}"
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}", f"http://{shown}:{port}"
+        return check_url, local_url(_lan_address(), port)
+    return check_url, check_url
 
 
 def _lan_address() -> str:
@@ -244,28 +225,25 @@ def _key_header(ruleset: RuleSet) -> str | None:
 
 
 def _check_gateway(check_url: str, ruleset: RuleSet, env: Mapping[str, str], timeout: float, report: _Report) -> None:
-    import httpx
-
     report.section("Gateway")
     headers = {}
     keys = resolve_keys(ruleset.server.client_keys, env).keys
     if keys:
-        headers["x-gateway-key"] = keys[0].decode("utf-8", "surrogateescape")
+        headers[HEADER] = keys[0].decode("utf-8", "surrogateescape")
     try:
-        response = httpx.get(check_url + "/health", headers=headers, timeout=timeout)
-    except httpx.HTTPError as exc:
+        answer = http.request("GET", check_url + "/health", headers=headers, timeout=timeout)
+    except http.Unreachable as exc:
         report.add(
             "fail",
-            f"nothing answers at {check_url} ({exc.__class__.__name__}): start it with `gateway serve`, "
-            "or `gateway service install` to run it at login",
+            f"{exc.message}: start it with `gateway serve`, or `gateway service install` to run it at login",
         )
         return
     try:
-        doc: Any = response.json()
+        doc: Any = answer.json()
     except ValueError:
         doc = None
-    if response.status_code != 200 or not isinstance(doc, dict) or "config" not in doc:
-        report.add("fail", f"{check_url}/health answered {response.status_code}, not the gateway's /health: "
+    if answer.status != 200 or not isinstance(doc, dict) or "config" not in doc:
+        report.add("fail", f"{check_url}/health answered {answer.status}, not the gateway's /health: "
                            "is another program using this port?")
         return
     config = doc.get("config") or {}
@@ -341,12 +319,10 @@ def probe_model(ruleset: RuleSet, provider: str) -> str:
 
 
 def _probe(ruleset: RuleSet, env: Mapping[str, str], timeout: float, report: _Report) -> None:
-    import httpx
-
-    from gateway.errors import GatewayError
+    from gateway.errors import ClientError
     from gateway.wire.headers import upstream_headers
-    from gateway.wire.signatures import SignatureStore
     from gateway.wire.rewrite import body_for_target, parse_body
+    from gateway.wire.signatures import SignatureStore
     from rules.model import Target
 
     report.section("Probe (one 1-token request per provider)")
@@ -357,31 +333,32 @@ def _probe(ruleset: RuleSet, env: Mapping[str, str], timeout: float, report: _Re
     if env.get("ANTHROPIC_AUTH_TOKEN"):
         client_headers["authorization"] = f"Bearer {env['ANTHROPIC_AUTH_TOKEN']}"
     resolver = CredentialResolver(env)
-    with httpx.Client(timeout=httpx.Timeout(timeout * 6, connect=timeout), follow_redirects=False) as client:
-        for name, provider in ruleset.providers.items():
-            model = probe_model(ruleset, name)
-            try:
-                credential = resolver.resolve(provider, client_headers)
-            except GatewayError as exc:
-                hint = " (for { client = true }: set ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN here)" \
-                    if any(s.kind == "client" for s in provider.key) else ""
-                report.add("fail", f"{name}: not probed: {exc.message}{hint}")
-                continue
-            report.secrets.extend(v.split(" ", 1)[-1] for _, v in credential.headers if v)
-            raw = json.dumps({"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": _PROBE_PROMPT}]})
-            body = body_for_target(parse_body(raw.encode()), Target(provider, model), SignatureStore())
-            headers = upstream_headers(client_headers.items(), provider, credential)
-            started = time.perf_counter()
-            try:
-                response = client.post(provider.base_url + "/v1/messages", content=body, headers=headers)
-            except httpx.HTTPError as exc:
-                report.add("fail", f"{name}: cannot reach {provider.base_url}: {exc.__class__.__name__}: {exc}")
-                continue
-            elapsed = (time.perf_counter() - started) * 1000
-            if response.status_code == 200:
-                report.add("ok", f"{name}: {model} answered in {elapsed:.0f} ms")
-            else:
-                report.add("fail", f"{name}: {model} answered {response.status_code}: {_error_text(response.text)}")
+    for name, provider in ruleset.providers.items():
+        model = probe_model(ruleset, name)
+        try:
+            credential = resolver.resolve(provider, client_headers)
+        except ClientError as exc:
+            hint = " (for { client = true }: set ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN here)" \
+                if any(s.kind == "client" for s in provider.key) else ""
+            report.add("fail", f"{name}: not probed: {exc.message}{hint}")
+            continue
+        report.secrets.extend(v.split(" ", 1)[-1] for _, v in credential.headers if v)
+        raw = json.dumps({"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": _PROBE_PROMPT}]})
+        body = body_for_target(parse_body(raw.encode()), Target(provider, model), SignatureStore())
+        headers = upstream_headers(client_headers.items(), provider, credential)
+        started = time.perf_counter()
+        try:
+            # A model may take a while to answer even one token: six times the check timeout.
+            answer = http.request("POST", provider.base_url + "/v1/messages", headers=dict(headers),
+                                  body=body, timeout=timeout * 6)
+        except http.Unreachable as exc:
+            report.add("fail", f"{name}: cannot reach {provider.base_url}: {exc.message}")
+            continue
+        elapsed = (time.perf_counter() - started) * 1000
+        if answer.status == 200:
+            report.add("ok", f"{name}: {model} answered in {elapsed:.0f} ms")
+        else:
+            report.add("fail", f"{name}: {model} answered {answer.status}: {_error_text(answer.text)}")
 
 
 def _error_text(text: str) -> str:
@@ -411,8 +388,7 @@ def run(options: DoctorOptions, env: Mapping[str, str], cwd: Path, out: TextIO |
         report.secrets += [k.ref for k in sources if k.kind == "value" and len(k.ref) >= 4]
         report.secrets += [env[k.ref] for k in sources if k.kind == "env" and len(env.get(k.ref, "")) >= 4]
         _check_providers(ruleset, env, report)
-        host = ruleset.server.host or DEFAULT_HOST
-        _check_access(ruleset, host, env, report)
+        _check_access(ruleset, listen_address(ruleset)[0], env, report)
         check_url, client_url = _gateway_url(options, ruleset)
         _check_gateway(check_url, ruleset, env, options.timeout, report)
         _claude_code(client_url, ruleset, env, report)

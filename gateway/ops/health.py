@@ -7,14 +7,14 @@ credentials are only said to be available or not.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from gateway import __version__
+from gateway.reload.live import LiveConfig
+from gateway.timefmt import iso
 from gateway.upstream.credentials import CredentialResolver
 from gateway.upstream.limits import Limits
 from gateway.upstream.provider_health import ProviderHealth
-from gateway.reload.live import LiveConfig
 from rules.model import RuleSet
 
 # The names Claude Code sends for its three tiers today, unless ANTHROPIC_DEFAULT_*_MODEL is set.
@@ -23,10 +23,6 @@ CANONICAL_TIERS = {
     "sonnet": "claude-sonnet-5-5",
     "opus": "claude-opus-5-5",
 }
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds")
 
 
 def resolve_view(ruleset: RuleSet, model: str) -> dict[str, Any]:
@@ -79,7 +75,7 @@ def health_report(
             "reason": current.reason,
             "path": source.path,
             "sha256": source.sha256,
-            "loaded_at": _iso(current.loaded_at),
+            "loaded_at": iso(current.loaded_at),
             "generation": current.generation,
             "warnings": [w.render() for w in ruleset.warnings],
             "last_error": None
@@ -89,7 +85,7 @@ def health_report(
                 "file": failure.file,
                 "line": failure.line,
                 "path": failure.path,
-                "at": _iso(failure.at),
+                "at": iso(failure.at),
             },
         },
     }

@@ -17,6 +17,8 @@ from typing import Iterator
 
 import orjson
 
+from gateway.timefmt import iso
+
 _TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 LOG_FILE_MAX_BYTES = 10 * 1024 * 1024
@@ -29,8 +31,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, object] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "time": iso(record.created, millis=True),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

@@ -1,4 +1,4 @@
-"""``GET /metrics``: Prometheus counters and histograms of what the gateway did.
+"""The counters behind ``GET /metrics`` and ``GET /stats``: Prometheus counters and histograms of what the gateway did.
 
 Every finished request (an ``Exchange``) is counted by route, provider, upstream model and
 status; its total time and time to first byte go into histograms; its tokens into counters by
@@ -37,9 +37,6 @@ import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, MutableMapping
 
-from sanic import Request
-from sanic.response import HTTPResponse
-
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from prometheus_client.metrics_core import Metric
@@ -50,7 +47,6 @@ __all__ = [
     "ENV",
     "MAX_MODELS",
     "Metrics",
-    "metrics_endpoint",
     "instance",
     "multiprocess_directory",
     "provider_event",
@@ -98,7 +94,14 @@ class Metrics:
         # Imported here, not at the top: prometheus-client picks its value class (in memory or
         # in files) from ENV when first imported, and the main process sets or clears ENV
         # (multiprocess_directory) after importing this module.
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, values
+        from prometheus_client import (
+            CollectorRegistry,
+            Counter,
+            Gauge,
+            Histogram,
+            disable_created_metrics,
+            values,
+        )
         from prometheus_client.multiprocess import MultiProcessCollector
 
         # `_created` series exist only in single-process mode: leave them out, so one worker
@@ -314,12 +317,3 @@ def provider_event(kind: str, provider: str) -> None:
     """For ``ProviderHealth.listeners``: count cooldowns and circuits starting and ending."""
     instance().provider_event(kind, provider)
 
-
-async def metrics_endpoint(request: Request) -> HTTPResponse:
-    """GET /metrics: the Prometheus text format, summed over every worker."""
-    metrics = instance()
-    runtime = getattr(request.app.ctx, "runtime", None)
-    if runtime is not None:
-        metrics.set_generation(runtime.live.current.generation)
-    body, content_type = metrics.exposition()
-    return HTTPResponse(body, content_type=content_type)

@@ -24,16 +24,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-if TYPE_CHECKING:  # the server's modules; `gateway stats` itself only renders a table
-    from prometheus_client.metrics_core import Metric
-    from sanic import Request
-    from sanic.response import HTTPResponse
+from gateway.timefmt import duration, iso
 
-__all__ = ["FIELDS", "StatsError", "command", "fetch", "render_table", "stats_endpoint", "usage"]
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
+__all__ = ["FIELDS", "command", "render_table", "usage"]
 
 FIELDS = ("requests", "count_tokens", "errors", "fallbacks", "input_tokens", "output_tokens")
 
@@ -53,10 +52,6 @@ class _Row:
 
     def counts(self) -> dict[str, int]:
         return {name: int(getattr(self, name)) for name in FIELDS}
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def usage(families: Iterable[Metric], now: float | None = None) -> dict[str, Any]:
@@ -109,20 +104,11 @@ def usage(families: Iterable[Metric], now: float | None = None) -> dict[str, Any
             "models": [{"model": m, **top.models[m].counts()} for m in sorted(top.models)],
         })
     return {
-        "since": _iso(started) if started is not None else None,
+        "since": iso(started) if started is not None else None,
         "uptime_s": round(now - started, 1) if started is not None else None,
         "totals": totals.counts(),
         "providers": out_providers,
     }
-
-
-async def stats_endpoint(request: Request) -> HTTPResponse:
-    """GET /stats: the usage document, over every worker."""
-    from sanic.response import json
-
-    from gateway.ops import metrics
-
-    return json(usage(metrics.instance().collect()))
 
 
 _COLUMNS = (
@@ -132,17 +118,6 @@ _COLUMNS = (
     ("INPUT TOKENS", "input_tokens"),
     ("OUTPUT TOKENS", "output_tokens"),
 )
-
-
-def _duration(seconds: float) -> str:
-    minutes, _ = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    return f"{minutes}m"
 
 
 def render_table(doc: dict[str, Any]) -> str:
@@ -170,38 +145,11 @@ def render_table(doc: dict[str, Any]) -> str:
     since = doc.get("since")
     head = "Usage since the gateway started"
     if since:
-        head = f"Usage since {since} (up {_duration(doc.get('uptime_s') or 0)})"
+        head = f"Usage since {since} (up {duration(doc.get('uptime_s') or 0)})"
     note = "requests: /v1/messages calls; count_tokens calls: " + f"{totals.get('count_tokens', 0):,}"
     if not doc.get("providers"):
         return f"{head}\nNo requests yet.\n"
     return "\n".join([head, "", *rendered, "", note]) + "\n"
-
-
-class StatsError(Exception):
-    """``gateway stats`` could not get the figures; the message says why and what to do."""
-
-
-def fetch(url: str, key: str | None, timeout: float = 5.0) -> dict[str, Any]:
-    """GET ``url``/stats (with the client key, if any) as a dict."""
-    import json as jsonlib
-    import urllib.error
-    import urllib.request
-
-    request = urllib.request.Request(url.rstrip("/") + "/stats", headers={"x-gateway-key": key} if key else {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http only by config)
-            doc = jsonlib.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        hint = " (set GATEWAY_CLIENT_KEY to the gateway's client key)" if exc.code == 401 else ""
-        raise StatsError(f"{url}/stats answered {exc.code}{hint}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise StatsError(f"nothing answers at {url} ({reason}): is the gateway running? (`gateway doctor`)") from None
-    except ValueError:
-        raise StatsError(f"{url}/stats did not answer JSON: is that the gateway?") from None
-    if not isinstance(doc, dict):
-        raise StatsError(f"{url}/stats did not answer the usage document: is that the gateway?")
-    return doc
 
 
 def command(url: str | None, config: str | None, as_json: bool, env: Mapping[str, str], cwd: Path) -> str:
@@ -212,26 +160,21 @@ def command(url: str | None, config: str | None, as_json: bool, env: Mapping[str
     """
     import json as jsonlib
 
-    from gateway.server.access import resolve_keys
-    from rules.discover import discover, load_discovered
+    from gateway.client_keys import resolve_keys
+    from gateway.ops.http import gateway_json
+    from gateway.settings import listen_address, load_config, local_url
     from rules.errors import ConfigError
 
     key = env.get("GATEWAY_CLIENT_KEY") or None
-    host, port = "127.0.0.1", 8082
     try:
-        ruleset = load_discovered(discover(config, env, cwd), env)
+        ruleset = load_config(config, env, cwd).ruleset
     except ConfigError:
         if config is not None:
             raise
-        ruleset = None
+        ruleset = None  # the defaults below still find a gateway started with flags
     if ruleset is not None:
-        host = ruleset.server.host or host
-        port = ruleset.server.port or port
         accepted = resolve_keys(ruleset.server.client_keys, env).keys
         if accepted and key is None:
             key = accepted[0].decode("utf-8", "surrogateescape")
-    if url is None:
-        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-        url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-    doc = fetch(url, key)
+    doc = gateway_json(url or local_url(*listen_address(ruleset)), "/stats", key=key)
     return jsonlib.dumps(doc, indent=2) + "\n" if as_json else render_table(doc)

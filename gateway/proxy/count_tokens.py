@@ -47,8 +47,8 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 import httpx
 import orjson
 
-from gateway.upstream.transport import read_body
 from gateway.upstream.client import Upstream
+from gateway.upstream.transport import read_body
 
 __all__ = ["Answer", "CountTokensCache", "estimate_tokens", "text_tokens", "cache_key", "replay"]
 

@@ -22,25 +22,32 @@ import httpx
 from sanic import Request
 from sanic.response import HTTPResponse
 
-from gateway.proxy.count_tokens import Answer, CountTokensCache, cache_key, estimate_answer, fetch, replay
-from gateway.upstream.credentials import Credential, CredentialResolver
 from gateway.errors import (
     AuthenticationFailed,
-    GatewayError,
+    ClientError,
     NotSupported,
     Overloaded,
     UpstreamTimeout,
     UpstreamUnreachable,
     sse_error_event,
 )
-from gateway.wire.headers import downstream_headers, upstream_headers
+from gateway.proxy.count_tokens import (
+    Answer,
+    CountTokensCache,
+    cache_key,
+    estimate_answer,
+    fetch,
+    replay,
+)
+from gateway.upstream.client import Upstream
+from gateway.upstream.credentials import Credential, CredentialResolver
 from gateway.upstream.limits import Limits
 from gateway.upstream.provider_health import ProviderHealth
+from gateway.upstream.transport import read_body
+from gateway.wire.headers import downstream_headers, upstream_headers
+from gateway.wire.rewrite import RequestBody, body_for_target
 from gateway.wire.signatures import SignatureStore
 from gateway.wire.sse import StreamObserver, observe_message
-from gateway.wire.rewrite import RequestBody, body_for_target
-from gateway.upstream.transport import read_body
-from gateway.upstream.client import Upstream
 from rules.model import Provider, Route, RuleSet, Target
 
 # Bodies of upstream error answers we drop to fall back are read for the log, never more than this.
@@ -97,7 +104,7 @@ class _Failure(Exception):
         self.connecting = connecting  # failed before a connection existed: counts toward the circuit
 
     @property
-    def error(self) -> GatewayError:
+    def error(self) -> ClientError:
         """What the client gets when no other target takes the request."""
         if self.outcome == "timeout":
             return UpstreamTimeout(f"provider '{self.provider}' timed out: {self.detail}")
@@ -187,7 +194,7 @@ class Proxy:
         """Answer ``request`` from the first target of ``route`` that takes it."""
         client_headers: Mapping[str, str] = request.headers
         upstream_error: tuple[int, bytes, dict[str, str]] | None = None
-        gateway_errors: list[GatewayError] = []
+        gateway_errors: list[ClientError] = []
         targets = route.to
         last_index = len(targets) - 1
         for index, target in enumerate(targets):
@@ -427,7 +434,7 @@ async def _read_limited(response: httpx.Response) -> bytes:
     return bytes(data)
 
 
-def _combined(errors: list[GatewayError], exchange: Exchange) -> GatewayError:
+def _combined(errors: list[ClientError], exchange: Exchange) -> ClientError:
     """One error for a request no target could take, naming every target tried."""
     if len(exchange.attempts) == 1 and len(errors) == 1:
         return errors[0]

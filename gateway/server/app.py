@@ -6,12 +6,10 @@ processes), loads the config itself, and opens one pooled HTTP client when its l
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncio
 import logging
 import os
-from dataclasses import dataclass
+from typing import Any
 
 from sanic import Request, Sanic
 from sanic.exceptions import (
@@ -26,20 +24,20 @@ from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 
 from gateway import errors
-from gateway.ops import metrics, stats
-from gateway.server import access
-from gateway.server import endpoints as handlers
-from gateway.errors import GatewayError, error_body
+from gateway.errors import ClientError, error_body
+from gateway.ops import metrics
 from gateway.ops.health import health_report
 from gateway.ops.logs import setup_logging
 from gateway.ops.requestlog import AfterResponse, RequestLog, log_refusal
+from gateway.reload.live import LiveConfig, LoadedConfig
+from gateway.reload.watcher import ConfigWatch
+from gateway.server import endpoints
+from gateway.server.access import AccessControl
 from gateway.server.runtime import Runtime
-from gateway.server.serve import is_loopback
-from gateway.reload.live import LiveConfig
-from gateway.upstream.transport import AiohttpTransport
+from gateway.settings import WorkerSettings, is_loopback, response_timeout
 from gateway.upstream.client import Upstream
-from gateway.reload.watcher import stop_watching, watch_config
-from rules.discover import Discovery, load_discovered
+from gateway.upstream.transport import AiohttpTransport
+from rules.discover import load_discovered
 from rules.model import RuleSet
 
 log = logging.getLogger("gateway")
@@ -49,35 +47,12 @@ _MAX_CONNECTIONS = 2000
 _KEEPALIVE_EXPIRY_S = 60.0
 
 
-@dataclass(frozen=True)
-class WorkerSettings:
-    """What every worker needs to build its app; resolved once by the main process."""
-
-    discovery: Discovery
-    host: str
-    port: int
-    log_level: str = "info"
-    log_format: str = "text"
-    watch: bool = True
-    log_file: str | None = None
-
-
-def response_timeout(ruleset: RuleSet) -> float:
-    """Sanic's RESPONSE_TIMEOUT: never shorter than the slowest fallback chain may legitimately take.
-
-    Sanic's default (60 s) would cut long non-streaming calls; our own per-provider timeouts
-    do the real work, this is the outer bound.
-    """
-    chains = [sum(t.provider.connect_timeout_s + t.provider.timeout_s for t in r.to) for r in ruleset.routes]
-    return max(chains, default=600.0) + 60.0
-
-
 class AnthropicErrors(ErrorHandler):
     """Every error as Anthropic-shaped JSON; a stack trace goes to the log, never to the client."""
 
     def default(self, request: Request, exception: Exception) -> HTTPResponse:
         status, error_type, message = _describe(request, exception)
-        headers = exception.headers if isinstance(exception, GatewayError) else {}
+        headers = exception.headers if isinstance(exception, ClientError) else {}
         exchange = getattr(getattr(request, "ctx", None), "exchange", None)
         if exchange is not None and not exchange.status:
             exchange.status, exchange.error = status, message
@@ -87,11 +62,11 @@ class AnthropicErrors(ErrorHandler):
 
 def _describe(request: Request, exc: Exception) -> tuple[int, str, str]:
     """Status, error type and message; Sanic's own exceptions take the gateway tree's status and type."""
-    if isinstance(exc, GatewayError):
+    if isinstance(exc, ClientError):
         return exc.status, exc.error_type, exc.message
     if isinstance(exc, asyncio.CancelledError):
         # The client left (Esc in Claude Code) before an answer: routine, nobody to answer.
-        return 499, errors.GatewayError.error_type, "the client closed the connection"
+        return 499, errors.ClientError.error_type, "the client closed the connection"
     if isinstance(exc, NotFound):
         return errors.NotFound.status, errors.NotFound.error_type, (
             f"no such endpoint: {request.method} {request.path} (the gateway serves POST /v1/messages, "
@@ -133,7 +108,7 @@ def _client_keys(request: Request) -> HTTPResponse | None:
     caller without a valid key.
     """
     ctx = request.app.ctx
-    gate: access.AccessControl = ctx.access
+    gate: AccessControl = ctx.access
     headers = request.headers
     if request.path == "/health":
         if gate.shows_details(headers):
@@ -164,13 +139,13 @@ def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None) -> Sani
     app.ctx.settings = settings
     app.ctx.initial = ruleset
 
-    app.add_route(handlers.messages, "/v1/messages", methods=["POST"])
-    app.add_route(handlers.count_tokens, "/v1/messages/count_tokens", methods=["POST"])
-    app.add_route(handlers.models, "/v1/models", methods=["GET"])
-    app.add_route(handlers.model, "/v1/models/<model_id:path>", methods=["GET"])
-    app.add_route(handlers.health, "/health", methods=["GET"])
-    app.add_route(metrics.metrics_endpoint, "/metrics", methods=["GET"])
-    app.add_route(stats.stats_endpoint, "/stats", methods=["GET"])
+    app.add_route(endpoints.messages, "/v1/messages", methods=["POST"])
+    app.add_route(endpoints.count_tokens, "/v1/messages/count_tokens", methods=["POST"])
+    app.add_route(endpoints.models, "/v1/models", methods=["GET"])
+    app.add_route(endpoints.model, "/v1/models/<model_id:path>", methods=["GET"])
+    app.add_route(endpoints.health, "/health", methods=["GET"])
+    app.add_route(endpoints.metrics, "/metrics", methods=["GET"])
+    app.add_route(endpoints.stats, "/stats", methods=["GET"])
     # Client keys (every path but /health) and the trimmed /health of a LAN bind.
     app.register_middleware(_client_keys, "request")
 
@@ -181,7 +156,7 @@ def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None) -> Sani
         )
         runtime = Runtime(LiveConfig(app.ctx.initial, settings.discovery.reason), Upstream(transport))
         app.ctx.runtime = runtime
-        app.ctx.access = access.AccessControl(
+        app.ctx.access = AccessControl(
             runtime.live, os.environ, loopback=is_loopback(settings.host), log_format=settings.log_format
         )
         counters = metrics.instance()
@@ -190,10 +165,25 @@ def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None) -> Sani
         runtime.health.listeners.append(counters.provider_event)
         runtime.exchange_listeners.append(AfterResponse([RequestLog(settings.log_format), counters.observe]))
         if settings.watch:
-            app.add_task(watch_config(app, runtime, settings), name="config-watcher")
+            def on_swap(loaded: LoadedConfig) -> None:
+                # Sanic copies it into each new connection; keep it in step with the new timeouts.
+                app.config.RESPONSE_TIMEOUT = response_timeout(loaded.ruleset)
+                counters.reloaded(True, loaded.generation)
 
-    # The watcher must be over before Sanic's own task shutdown, which never runs the loop again.
-    app.before_server_stop(stop_watching)
+            watch = ConfigWatch(
+                settings.discovery, runtime.live, runtime.credentials, os.environ,
+                listening=f"{settings.host}:{settings.port}", on_swap=on_swap,
+                on_fail=lambda: counters.reloaded(False),
+            )
+            app.ctx.config_watch = watch
+            app.add_task(watch.run(), name="config-watcher")
+
+    @app.before_server_stop
+    async def _stop_watching(app: Sanic[Any, Any]) -> None:
+        # The watcher must be over before Sanic's own task shutdown, which never runs the loop again.
+        watch: ConfigWatch | None = getattr(app.ctx, "config_watch", None)
+        if watch is not None:
+            await watch.stop()
 
     @app.after_server_stop
     async def _stop(app: Sanic[Any, Any]) -> None:

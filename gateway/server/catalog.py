@@ -7,12 +7,12 @@ routes rewrite to when a route takes that name too, in route order, each once.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 from gateway.errors import InvalidRequest, NotFound
-from rules.patterns import is_glob
+from gateway.timefmt import iso
 from rules.model import RuleSet
+from rules.patterns import is_glob
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000
@@ -81,4 +81,4 @@ def get_model(ruleset: RuleSet, loaded_at: float, model: str) -> dict[str, Any]:
 
 def _created_at(loaded_at: float) -> str:
     # Models have no creation date here; the config's load time is the honest stand-in.
-    return datetime.fromtimestamp(loaded_at, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso(loaded_at)

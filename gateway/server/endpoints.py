@@ -1,4 +1,4 @@
-"""The HTTP endpoints: /v1/messages, /v1/messages/count_tokens, /v1/models, /health.
+"""The HTTP endpoints: /v1/messages, /v1/messages/count_tokens, /v1/models, /health, /metrics, /stats.
 
 Each request takes the worker's current rules once, at entry (``live.current``), and keeps
 them to the end, whatever reloads happen meanwhile.
@@ -12,10 +12,12 @@ import os
 from sanic import Request
 from sanic.response import HTTPResponse, json
 
-from gateway.server.catalog import get_model, list_models
-from gateway.errors import GatewayError, NotFound
+from gateway.errors import ClientError, NotFound
+from gateway.ops import metrics as counters
 from gateway.ops.health import health_report
+from gateway.ops.stats import usage
 from gateway.proxy.forward import Exchange
+from gateway.server.catalog import get_model, list_models
 from gateway.server.runtime import Runtime
 from gateway.wire.rewrite import parse_body
 
@@ -49,7 +51,7 @@ async def _forward(request: Request, endpoint: str) -> HTTPResponse | None:
             )
         exchange.route = route.name
         return await runtime.proxy.forward(request, route, body, exchange, _path(request))
-    except GatewayError as exc:
+    except ClientError as exc:
         exchange.status, exchange.error = exc.status, exc.message
         raise
     except asyncio.CancelledError:
@@ -90,3 +92,18 @@ async def health(request: Request) -> HTTPResponse:
     return json(
         health_report(runtime.live, runtime.credentials, runtime.health, os.environ, limits=runtime.limits)
     )
+
+
+async def metrics(request: Request) -> HTTPResponse:
+    """GET /metrics: the Prometheus text format, summed over every worker."""
+    instance = counters.instance()
+    runtime = getattr(request.app.ctx, "runtime", None)
+    if runtime is not None:
+        instance.set_generation(runtime.live.current.generation)
+    body, content_type = instance.exposition()
+    return HTTPResponse(body, content_type=content_type)
+
+
+async def stats(request: Request) -> HTTPResponse:
+    """GET /stats: the usage document, over every worker."""
+    return json(usage(counters.instance().collect()))

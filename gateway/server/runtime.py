@@ -6,13 +6,13 @@ import logging
 import time
 from typing import Callable
 
-from gateway.upstream.credentials import CredentialResolver
-from gateway.upstream.limits import Limits
 from gateway.proxy.forward import Exchange, Proxy
-from gateway.upstream.provider_health import ProviderHealth
-from gateway.wire.signatures import SignatureStore
 from gateway.reload.live import LiveConfig
 from gateway.upstream.client import Upstream
+from gateway.upstream.credentials import CredentialResolver
+from gateway.upstream.limits import Limits
+from gateway.upstream.provider_health import ProviderHealth
+from gateway.wire.signatures import SignatureStore
 
 log = logging.getLogger("gateway")
 

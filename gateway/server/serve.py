@@ -6,48 +6,29 @@ at once (exit 1, with ``file:line: path: message``) instead of a crash loop of w
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import sys
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from gateway import __version__
+from gateway.client_keys import startup_problems
 from gateway.ops.logs import setup_logging
-from rules.discover import discover, load_discovered
+from gateway.settings import (
+    ServeOptions,
+    WorkerSettings,
+    is_loopback,
+    listen_address,
+    load_config,
+)
 from rules.errors import ConfigError
 
 log = logging.getLogger("gateway")
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8082
+__all__ = ["BACKLOG", "serve"]
+
 BACKLOG = 4096
-
-
-@dataclass
-class ServeOptions:
-    """The command line of ``gateway serve``; None means "not given"."""
-
-    config: str | None = None
-    host: str | None = None
-    port: int | None = None
-    workers: int = 1
-    log_level: str = "info"
-    log_format: str = "text"
-    log_file: str | None = None
-    watch: bool = True
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and localhost: nobody else on the network can reach it."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def serve(options: ServeOptions) -> int:
@@ -55,22 +36,19 @@ def serve(options: ServeOptions) -> int:
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
-    from gateway.server.access import check_sources, startup_problems
-    from gateway.server.app import WorkerSettings, create_app, describe_routes
     from gateway.ops.metrics import multiprocess_directory
     from gateway.reload.watcher import describe_watch
+    from gateway.server.app import create_app, describe_routes
 
     setup_logging(options.log_level, options.log_format, options.log_file)
     try:
-        discovery = discover(options.config, os.environ, Path.cwd())
-        ruleset = load_discovered(discovery, os.environ)
-        check_sources(ruleset.server.client_keys, file=ruleset.source.path)
+        found = load_config(options.config, os.environ, Path.cwd())
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         print("Error: the config is invalid; the gateway did not start", file=sys.stderr)
         return 1
-    host = options.host or ruleset.server.host or DEFAULT_HOST
-    port = options.port or ruleset.server.port or DEFAULT_PORT
+    discovery, ruleset = found.discovery, found.ruleset
+    host, port = listen_address(ruleset, options.host, options.port)
 
     log.info("gateway %s on http://%s:%d (%d worker%s)", __version__, host, port,
              options.workers, "" if options.workers == 1 else "s")

@@ -16,10 +16,10 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Mapping
 
 from gateway.errors import AuthenticationFailed
+from gateway.timefmt import human
 from rules.model import DEFAULT_OAUTH_FILE, KeySource, Provider
 
 OAUTH_BETA = "oauth-2025-04-20"
@@ -126,11 +126,6 @@ def _in_form(secret: str, form: str) -> tuple[tuple[str, str], ...]:
     return (("x-api-key", secret),)
 
 
-def _expiry_text(expires_at_ms: int) -> str:
-    moment = datetime.fromtimestamp(expires_at_ms / 1000, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
-
-
 class CredentialResolver:
     """Resolves a provider's key chain for a request. One per worker (it owns the OAuth cache)."""
 
@@ -151,7 +146,7 @@ class CredentialResolver:
             token = self.oauth.token(path)
             if token.expired(time.time() * 1000):
                 raise KeyUnavailable(
-                    f"the Claude login in {path} expired at {_expiry_text(token.expires_at_ms or 0)}; "
+                    f"the Claude login in {path} expired at {human((token.expires_at_ms or 0) / 1000)}; "
                     "run `claude` to renew it (the gateway never refreshes it itself)"
                 )
             form = provider.auth or "bearer"

@@ -25,6 +25,8 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Callable, Mapping
 
+from gateway.timefmt import human, iso
+
 log = logging.getLogger("gateway.resilience")
 
 COOLDOWN_STATUSES = frozenset({429, 529})
@@ -85,10 +87,6 @@ def cooldown_until(headers: Mapping[str, str], now: float) -> tuple[float, str] 
     return min(best[0], now + MAX_COOLDOWN_S), best[1]
 
 
-def _clock(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 @dataclass(slots=True)
 class _Cooldown:
     until: float
@@ -123,12 +121,12 @@ class ProviderHealth:
         cooldown = self._cooldowns.get((provider, credential))
         if cooldown is not None:
             if cooldown.until > now:
-                return f"cooling down until {_clock(cooldown.until)} after a {cooldown.status} ({cooldown.reason})"
+                return f"cooling down until {human(cooldown.until)} after a {cooldown.status} ({cooldown.reason})"
             self._end_cooldown((provider, credential))
         circuit = self._circuits.get(provider)
         if circuit is not None and circuit.open_until:
             if circuit.open_until > now:
-                return f"unreachable {circuit.failures} times in a row; next try after {_clock(circuit.open_until)}"
+                return f"unreachable {circuit.failures} times in a row; next try after {human(circuit.open_until)}"
             if circuit.probing:
                 return "unreachable recently; another request is probing it"
             circuit.probing = True  # this request is the probe
@@ -158,7 +156,7 @@ class ProviderHealth:
             circuit.probing = False
             log.warning(
                 "provider '%s' unreachable %d times in a row: skipped for %g s (until %s), then probed",
-                provider, circuit.failures, circuit.period, _clock(circuit.open_until),
+                provider, circuit.failures, circuit.period, human(circuit.open_until),
             )
             self._emit("circuit_open", provider)
 
@@ -176,7 +174,7 @@ class ProviderHealth:
         if previous is None or previous.until <= now:
             log.warning(
                 "provider '%s' answered %d: cooling down until %s (%s); requests go to the next target",
-                key[0], cooldown.status, _clock(cooldown.until), cooldown.reason,
+                key[0], cooldown.status, human(cooldown.until), cooldown.reason,
             )
             self._emit("cooldown", key[0])
         self._schedule_end(key, cooldown.until - now)
@@ -219,7 +217,7 @@ class ProviderHealth:
             {
                 "provider": provider,
                 "credential": credential or None,
-                "until": datetime.fromtimestamp(c.until, tz=timezone.utc).isoformat(timespec="seconds"),
+                "until": iso(c.until),
                 "seconds_left": round(c.until - now, 1),
                 "status": c.status,
                 "reason": c.reason,
@@ -232,7 +230,7 @@ class ProviderHealth:
                 "provider": provider,
                 "state": "half-open" if c.open_until and c.open_until <= now else ("open" if c.open_until else "closed"),
                 "consecutive_failures": c.failures,
-                "until": datetime.fromtimestamp(c.open_until, tz=timezone.utc).isoformat(timespec="seconds")
+                "until": iso(c.open_until)
                 if c.open_until
                 else None,
             }

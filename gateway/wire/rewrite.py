@@ -36,8 +36,8 @@ from gateway.wire.fields import (
     strip_cache_control,
 )
 from gateway.wire.messages import merge_system_turns
-from gateway.wire.thinking import strip_foreign_thinking, strip_thinking
 from gateway.wire.signatures import SignatureStore
+from gateway.wire.thinking import strip_foreign_thinking, strip_thinking
 from rules.model import Target
 
 __all__ = ["RequestBody", "Rewrite", "parse_body", "rewrite", "body_for_target"]

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import orjson
 
+
 def _interesting(data: bytes) -> bool:
     """Usage, a thinking signature, or an error: the only events worth a JSON parse."""
     # Spelled out rather than any(...) over a tuple: this runs for every chunk of every stream.

@@ -36,14 +36,10 @@ from fakes.gateway import GatewayProcess, write_claude_credentials
 from watchfiles import Change
 
 from gateway.reload.live import LiveConfig
-from gateway.reload.watcher import (
-    ConfigReloader,
-    WatchPlan,
-    describe_changes,
-    describe_watch,
-    restart_only_changes,
-    watched_paths,
-)
+from gateway.reload.changes import describe_changes, restart_only_changes
+from gateway.reload.paths import WatchPlan, watched_paths
+from gateway.reload.reloader import ConfigReloader
+from gateway.reload.watcher import describe_watch
 from rules.discover import Discovery
 from rules.loader import load_bytes
 from rules.model import RuleSet

@@ -54,7 +54,7 @@ def test_oauth_default_location_follows_claude_config_dir(tmp_path: Path) -> Non
         (None, "no file at"),
         ("{not json", "is not valid JSON"),
         (json.dumps({"claudeAiOauth": {}}), "holds no claudeAiOauth.accessToken"),
-        (json.dumps({"claudeAiOauth": {"accessToken": "old-secret-token", "expiresAt": 1_000}}), "expired at 1970-01-01 00:00 UTC"),
+        (json.dumps({"claudeAiOauth": {"accessToken": "old-secret-token", "expiresAt": 1_000}}), "expired at 1970-01-01 00:00:01 UTC"),
     ],
 )
 def test_unusable_oauth_file_says_why_without_the_secret(tmp_path: Path, content: str | None, fragment: str) -> None:

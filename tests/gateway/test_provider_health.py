@@ -101,7 +101,7 @@ def test_snapshot_shows_cooldown_end_and_reason() -> None:
     health.on_status("anthropic", 429, {"retry-after": "30"})
     (entry,) = health.snapshot()["cooldowns"]  # type: ignore[misc]
     assert entry["provider"] == "anthropic"
-    assert entry["until"] == "2027-01-15T08:00:30+00:00"
+    assert entry["until"] == "2027-01-15T08:00:30Z"
     assert entry["seconds_left"] == 30.0
     assert entry["reason"] == "retry-after: 30"
 

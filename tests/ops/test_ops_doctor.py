@@ -102,7 +102,7 @@ def test_a_gateway_that_is_not_running_is_a_problem(tmp_path: Path) -> None:
     done = run_cli("doctor", "--config", str(path), home=tmp_path, cwd=tmp_path, env={"ZAI_API_KEY": ZAI_KEY, **NONESSENTIAL})
 
     assert done.code == 1
-    assert f"FAIL  nothing answers at http://127.0.0.1:{port} (ConnectError): start it with `gateway serve`" in done.out
+    assert f"FAIL  nothing answers at http://127.0.0.1:{port}/health (connection refused): start it with `gateway serve`" in done.out
     assert f"export ANTHROPIC_BASE_URL=http://127.0.0.1:{port}" in done.out
 
 

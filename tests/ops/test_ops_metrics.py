@@ -149,7 +149,7 @@ def test_usage_document_and_table_from_metrics() -> None:
     assert zai["requests"] == 1 and zai["fallbacks"] == 1 and zai["count_tokens"] == 1
     assert zai["share_tokens"] == 0.8 and zai["share_requests"] == 0.333
     assert doc["uptime_s"] == 90.0
-    assert "up 1m" in table
+    assert "up 1 min 30 s" in table
     assert any(line.split()[:3] == ["zai", "glm-4.7", "1"] and "80.0% tok" in line for line in table.splitlines())
     assert table.splitlines()[-3].split() == ["TOTAL", "3", "0", "1", "3,500", "1,500"]
 

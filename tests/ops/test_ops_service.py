@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from ops_support import run_cli
 
-from gateway.ops.service import LABEL, TASK_NAMESPACE, Outcome, ServicePaths, ServiceSpec, install, render_launchd
-from gateway.ops.service import render_systemd, render_task_xml, status, uninstall
+from gateway.ops.service import Outcome, install, status, uninstall
+from gateway.ops.service_files import LABEL, TASK_NAMESPACE, ServicePaths, ServiceSpec, render_launchd
+from gateway.ops.service_files import render_systemd, render_task_xml
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lan.toml"
 NS = {"t": TASK_NAMESPACE}

@@ -1,0 +1,158 @@
+"""``gateway explain MODEL [--config F] [--request FILE]``: where a model name goes, and with which key."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+from gateway.cli.environment import environment
+from gateway.cli.validate import STDIO
+from gateway.errors import ConfigFailure, UserError
+from gateway.settings import FoundConfig, load_config
+from rules.errors import ConfigError
+from rules.model import Provider, Route
+
+__all__ = ["cmd_explain", "found_config"]
+
+
+def found_config(config: str | None, env: Mapping[str, str]) -> FoundConfig:
+    """The config serve would use (same discovery), or ConfigFailure naming the file."""
+    try:
+        return load_config(config, env, Path.cwd())
+    except ConfigError as exc:
+        raise ConfigFailure(exc, str(exc.problems[0].file or "the config")) from None
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (list, tuple, frozenset)):
+        items = sorted(value) if isinstance(value, frozenset) else value
+        return "[" + ", ".join(_toml_value(v) for v in items) + "]"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return str(value)
+
+
+def _wire_policy(provider: Provider) -> list[str]:
+    """The provider's settings that differ from the built-in defaults, as ``key = value``."""
+    from rules.model import Provider as ProviderClass
+    from rules.redact import redact
+
+    skip = {"name", "base_url", "key"}
+    lines: list[str] = []
+    for field in dataclasses.fields(ProviderClass):
+        if field.name in skip:
+            continue
+        value = getattr(provider, field.name)
+        default = field.default
+        if default is dataclasses.MISSING or value == default:
+            continue
+        if field.name == "betas":
+            shown = _toml_value(value.mode if value.mode != "allow" else value.allowed)
+        elif field.name == "count_tokens":
+            shown = f'{{ via = "{value.via}" }}' if value.mode == "via" else _toml_value(value.mode)
+        elif field.name == "headers":
+            # Extra headers may carry tokens of their own: names only, values redacted.
+            shown = "{ " + ", ".join(f"{json.dumps(k)} = {json.dumps(redact(v))}" for k, v in value) + " }"
+        else:
+            shown = _toml_value(value)
+        lines.append(f"{field.name} = {shown}")
+    return lines
+
+
+def _key_lines(provider: Provider, env: Mapping[str, str]) -> list[str]:
+    """One line per key source: what it is (never the secret) and whether it yields a credential now."""
+    from gateway.upstream.credentials import CredentialResolver, oauth_path
+
+    lines: list[str] = []
+    states = CredentialResolver(env).availability(provider)
+    for number, (source, state) in enumerate(zip(provider.key, states), start=1):
+        what = str(state["source"])
+        if source.kind == "oauth_file":
+            what += f" -> {oauth_path(source, env)}"
+        available = state.get("available")
+        if available is True:
+            status = "available now"
+        elif available is False:
+            status = f"NOT available: {state.get('detail', '')}"
+        else:
+            status = str(state.get("detail", "from each request"))
+        prefix = f"{number}. " if len(provider.key) > 1 else ""
+        lines.append(f"{prefix}{what}: {status}")
+    return lines
+
+
+def _matched_by(route: Route, model: str) -> str:
+    from rules.matching import Matcher
+
+    index = Matcher([(p,) for p in route.match]).resolve(model)
+    return route.match[index] if index >= 0 else "?"
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    env = environment()
+    found = found_config(args.config, env)
+    ruleset, origin = found.ruleset, found.origin
+    model: str = args.model
+    route = ruleset.resolve(model)
+    if route is None:
+        raise UserError(
+            f"no route matches model {model!r} in {origin}; routes: "
+            f"{', '.join(ruleset.route_names) or 'none'} (add a pattern for it, "
+            'or a last route with match = "*")'
+        )
+    out: list[str] = [
+        f"model:  {model}",
+        f"config: {origin}",
+        f"route:  {route.name} (route[{route.index}]), matched by {_matched_by(route, model)!r}",
+    ]
+    for number, target in enumerate(route.to, start=1):
+        provider = target.provider
+        if number == 1:
+            heading = f"target {number}: provider {provider.name}"
+        else:
+            statuses = ", ".join(str(s) for s in sorted(route.fallback_on))
+            heading = (
+                f"target {number} (fallback, after {statuses}, a connect error or a timeout): "
+                f"provider {provider.name}"
+            )
+        upstream = target.upstream_model(model)
+        rewritten = " (rewritten)" if upstream != model else " (unchanged)"
+        keys = _key_lines(provider, env)
+        policy = _wire_policy(provider)
+        out += [
+            "",
+            heading,
+            f"  upstream URL:   {provider.base_url}/v1/messages",
+            f"  upstream model: {upstream}{rewritten}",
+            f"  key:            {keys[0] if keys else 'none'}",
+            *(f"                  {line}" for line in keys[1:]),
+            f"  wire policy:    {policy[0] if policy else 'defaults (request forwarded as sent)'}",
+            *(f"                  {line}" for line in policy[1:]),
+        ]
+    if args.request is not None:
+        out += _request_preview(args.request, route, model, env)
+    print("\n".join(out))
+    return 0
+
+
+def _request_preview(name: str, route: Route, model: str, env: Mapping[str, str]) -> list[str]:
+    """``--request FILE``: the request in FILE as it would leave for each target (gateway.cli.preview)."""
+    from gateway.cli.preview import load_request, preview_lines
+
+    try:
+        data = sys.stdin.buffer.read() if name == STDIO else Path(name).read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read the request file {name}: {exc.strerror}") from None
+    try:
+        request = load_request(data, model)
+    except ValueError as exc:
+        raise UserError(f"{'<stdin>' if name == STDIO else name}: {exc}") from None
+    return preview_lines(route, request, env)
