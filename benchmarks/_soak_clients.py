@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import aiohttp
 import orjson
-
 from _common import body_bytes, request_headers
 
 ROUTES_TOML = """\

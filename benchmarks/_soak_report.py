@@ -11,9 +11,10 @@ import os
 import re
 import statistics
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from _soak_clients import KINDS, Outcome, Shape
 from _soak_probe import Snapshot

@@ -31,7 +31,6 @@ from typing import Any
 import aiohttp
 import orjson
 import uvloop
-
 from _common import (
     MESSAGES_PATH,
     body_bytes,

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
-
 from _common import free_port, http_get, raise_nofile_limit, stop_groups, wait_ready
 
 HERE = Path(__file__).resolve().parent

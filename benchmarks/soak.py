@@ -41,7 +41,6 @@ from pathlib import Path
 
 import orjson
 import uvloop
-
 from _common import free_port, http_get, raise_nofile_limit, stop_groups, wait_ready
 from _soak_clients import ROUTES_TOML, Clients, Shape
 from _soak_probe import gateway_metrics, snapshot, tcp_counters

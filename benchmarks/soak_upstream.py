@@ -45,7 +45,6 @@ from urllib.parse import parse_qs
 import httptools
 import orjson
 import uvloop
-
 from fake_upstream import stream_events
 
 ROLES = ("primary", "limited", "last", "secondary")

@@ -19,8 +19,8 @@ no request passes) should a reload ever carry one.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from rules.errors import ConfigError, Problem
 from rules.model import KeySource, RuleSet

@@ -27,7 +27,8 @@ command line wraps it in ``ConfigFailure``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
 
 import orjson
 

@@ -9,9 +9,9 @@ config ``serve`` would use), and compute the gateway's address with ``listen_add
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from gateway.client_keys import check_sources
 from rules.discover import Discovery, discover, load_discovered

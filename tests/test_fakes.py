@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from concurrent.futures import ThreadPoolExecutor
 import time
-import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import anthropic
 import httpx
 import pytest
+import tomllib
 from aiohttp import web
 from anthropic.types import MessageParam, TextBlock, ToolUseBlock
 from anthropic.types.parsed_message import ParsedTextBlock
@@ -32,14 +32,19 @@ from fakes import (
     Reply,
     Text,
     Thinking,
+    claude_code,
     closed_port,
     parse_sse,
     thinking_reply,
     tool_use_reply,
 )
-from fakes import claude_code
 from fakes.config import profile_with_urls, routes_toml
-from fakes.gateway import GatewayStartError, anthropic_client, ssl_context, write_claude_credentials
+from fakes.gateway import (
+    GatewayStartError,
+    anthropic_client,
+    ssl_context,
+    write_claude_credentials,
+)
 
 UpstreamFactory = Any
 GatewayFactory = Any

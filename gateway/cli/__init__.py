@@ -40,7 +40,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from gateway.cli.parser import build_parser
 from gateway.errors import ConfigFailure, UsageError, UserError

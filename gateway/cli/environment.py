@@ -7,8 +7,8 @@ other commands (variables already set in the environment win over it), as the or
 from __future__ import annotations
 
 import os
+from collections.abc import MutableMapping
 from pathlib import Path
-from typing import MutableMapping
 
 from gateway.errors import UserError
 from rules.errors import ConfigError

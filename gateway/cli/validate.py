@@ -18,8 +18,9 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from gateway.cli.environment import environment
 from rules.errors import Problem

@@ -26,9 +26,10 @@ import socket
 import stat
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, TextIO
+from typing import Any, Literal, TextIO
 
 from gateway.client_keys import HEADER, resolve_keys
 from gateway.ops import http

@@ -7,7 +7,8 @@ credentials are only said to be available or not.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from gateway import __version__
 from gateway.reload.live import LiveConfig

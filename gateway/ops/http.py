@@ -8,11 +8,11 @@ HTTP error statuses are answers, not exceptions: the caller decides what a 401 m
 from __future__ import annotations
 
 import json
-import socket
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from gateway.client_keys import HEADER
 from gateway.errors import UserError
@@ -68,7 +68,7 @@ def request(
         with exc:
             data = exc.read()
         return Answer(exc.code, {k.lower(): v for k, v in exc.headers.items()}, data)
-    except (urllib.error.URLError, OSError, socket.timeout) as exc:
+    except (TimeoutError, urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         if isinstance(reason, OSError) and reason.strerror:
             reason = reason.strerror.lower()  # "connection refused", not "[Errno 111] Connection refused"

@@ -34,14 +34,15 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, MutableMapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from prometheus_client.metrics_core import Metric
 
-    from gateway.proxy.forward import Exchange
+    from gateway.proxy.exchange import Exchange
 
 __all__ = [
     "ENV",

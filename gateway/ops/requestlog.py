@@ -21,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from gateway.proxy.forward import Attempt, Exchange
+    from gateway.proxy.exchange import Attempt, Exchange
 
 __all__ = ["AfterResponse", "RequestLog", "log_refusal", "text_line", "json_fields"]
 

@@ -25,9 +25,9 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
-from typing import Callable, Mapping, Sequence
 
 from gateway.errors import UserError
 from gateway.ops.service_files import (

@@ -11,9 +11,10 @@ import plistlib
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Literal, Mapping
+from typing import Literal
 
 __all__ = [
     "LABEL",

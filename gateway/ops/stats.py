@@ -23,9 +23,10 @@ provider was asked for (no route matched, no credential).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from gateway.timefmt import duration, iso
 

@@ -1,160 +1,128 @@
-"""/v1/messages/count_tokens: a local estimate, and one upstream call per burst of identical calls.
+"""/v1/messages/count_tokens: the one entry point, ``CountTokens.answer``.
 
-Claude Code's ``/context`` fires about 25 identical count_tokens calls within 60 ms, and repeats
-them whenever the user looks again. ``CountTokensCache`` makes that one upstream call: callers
-with the same key (provider, URL, credential, betas, version, body) wait for the call already
-in flight, and a 200 answer is kept for ``ttl_s`` seconds. Keys are BLAKE2b digests, so no
-credential or body is kept in memory, only the answers (a few bytes of JSON each).
+The request walks its route as a Messages call does (``Proxy.forward``), with two differences:
 
-``estimate_tokens`` counts without any upstream (``count_tokens = "estimate"``). No tokenizer
-ships for Claude models, so it approximates one; the method and its measured error:
-
-- Text (system, messages, tool_use inputs, tool results, tool definitions as JSON) is cut the
-  way byte-pair tokenizers cut it: a word with its leading space is one piece, long words one
-  piece per 10 letters, numbers one per 3 digits, punctuation one per 1-3 characters,
-  newlines and indentation runs one each, every non-ASCII character one. On the English prose
-  of Claude Code's system prompt this gives 4.2 characters per token, and 4.2 on its tool
-  definitions; Anthropic's rule of thumb is about 3.5 for English, so long prose may read up
-  to ~15% low.
-- Fixed costs, from Anthropic's documentation: the tool-use system prompt that the API adds when
-  ``tools`` is present (346 tokens for auto/none, 313 for any/tool on current models), about
-  1,600 tokens for an image (the most an image costs after the API resizes it), 1,500 per PDF
-  page. Thinking blocks of earlier assistant turns are not counted (the API ignores them).
-- Framing: 3 tokens per request, 3 per message, 1 for a system prompt (fitted to the first
-  example below).
-
-Measured against the counts Anthropic's token-counting guide publishes for its examples:
-"You are a scientist" / "Hello, Claude": 14 estimated, 14 real; the get_weather tool example:
-424 estimated, 403 real (+5%); the extended-thinking example: 52 estimated, 88 real (-41%:
-thinking adds a cost the documentation does not break down). Small requests are dominated
-by fixed costs; Claude Code's requests (10-50 k tokens of system prompt, tools and history)
-are dominated by the text term. Good enough for ``/context``, which shows proportions; the
-response says it is an estimate (``x-gateway-estimate: true``).
+- each target's provider policy (``count_tokens`` in routes.toml) may answer first:
+  ``estimate`` (a local count, ``gateway.wire.estimate``, marked ``x-gateway-estimate: true``),
+  ``reject`` (501, as the original proxy did: clients fall back to their own estimate), or
+  ``{ via = P }`` (ask provider P, with P's own credentials and wire policy); ``forward`` asks
+  the target;
+- identical calls share one upstream call. Claude Code's ``/context`` fires about 25 identical
+  count_tokens calls within 60 ms, and repeats them whenever the user looks again.
+  ``CountTokensCache`` makes that one upstream call: callers with the same key (provider, URL,
+  credential, betas, version, body) wait for the call already in flight, and a 200 answer is
+  kept for ``ttl_s`` seconds. Keys are BLAKE2b digests, so no credential or body is kept in
+  memory, only the answers (a few bytes of JSON each).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
-import re
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
 
 import httpx
 import orjson
+from sanic import Request
+from sanic.response import HTTPResponse
 
+from gateway.errors import NotSupported, UpstreamUnreachable
+from gateway.proxy.exchange import Attempt, Exchange
+from gateway.proxy.failures import network_failure
+from gateway.proxy.forward import Proxy
+from gateway.proxy.relay import whole_answer
 from gateway.upstream.client import Upstream
 from gateway.upstream.transport import read_body
+from gateway.wire.estimate import estimate_tokens
+from gateway.wire.rewrite import RequestBody
+from rules.model import Provider, Route, RuleSet, Target
 
-__all__ = ["Answer", "CountTokensCache", "estimate_tokens", "text_tokens", "cache_key", "replay"]
-
-TOOL_PROMPT_TOKENS = 346  # tool_choice auto or none
-FORCED_TOOL_PROMPT_TOKENS = 313  # tool_choice any or tool
-IMAGE_TOKENS = 1_600
-PDF_PAGE_TOKENS = 1_500
-REQUEST_TOKENS = 3
-MESSAGE_TOKENS = 3
-SYSTEM_TOKENS = 1
-
-_PIECE = re.compile(
-    r" ?[A-Za-z]{1,10}"  # a word with its leading space; long words every 10 letters
-    r"| ?[0-9]{1,3}"  # numbers in groups of three digits
-    r"|[^\x00-\x7f]"  # non-ASCII: CJK, accents, emoji are about one token each
-    r"| ?[!-/:-@\[-`{-~]{1,3}"  # punctuation, up to three together ('",' '":' '{"' '...')
-    r"|[ \t]*\n+"  # line breaks
-    r"|[ \t]{2,}"  # indentation
-)
-_PDF_PAGE = re.compile(rb"/Type\s*/Page(?!s)")
+__all__ = ["Answer", "CountTokens", "CountTokensCache", "cache_key", "estimate_answer", "replay"]
 
 
-def text_tokens(text: str) -> int:
-    """The estimated token count of one string."""
-    return len(_PIECE.findall(text)) if text else 0
+class CountTokens:
+    """count_tokens for one worker: the route's targets with their policies, identical calls shared."""
 
+    def __init__(self, proxy: Proxy, cache: CountTokensCache | None = None) -> None:
+        self.proxy = proxy
+        self.cache = cache if cache is not None else CountTokensCache()
 
-def _json_tokens(value: Any) -> int:
-    return text_tokens(orjson.dumps(value).decode())
+    async def answer(
+        self, request: Request, route: Route, body: RequestBody, exchange: Exchange, path: str
+    ) -> HTTPResponse | None:
+        """Answer ``request`` along ``route``, as ``Proxy.forward`` answers a Messages call."""
+        return await self.proxy.forward(request, route, body, exchange, path, self)
 
+    async def answer_locally(
+        self, request: Request, target: Target, body: RequestBody, exchange: Exchange, path: str
+    ) -> HTTPResponse | None:
+        """The target provider's policy; None: ask the target (``forward``)."""
+        policy = target.provider.count_tokens
+        if policy.mode == "forward":
+            return None
+        provider = target.provider
+        model = target.upstream_model(body.model)
+        if policy.mode == "reject":
+            raise NotSupported(
+                f"count_tokens is not offered for model '{body.model}' by provider '{provider.name}' "
+                f"(routes.toml: count_tokens = \"reject\"); clients such as Claude Code fall back "
+                "to their own estimate"
+            )
+        if policy.mode == "estimate":
+            key = cache_key("estimate", "", (), body.raw)
+            answer = self.cache.cached(key)
+            if answer is None:
+                answer = estimate_answer(body.doc)
+                self.cache.keep(key, answer)
+            exchange.attempts.append(Attempt(provider.name, model, "ok", 200, detail="local estimate"))
+            exchange.status = answer.status
+            exchange.ttfb = time.perf_counter() - exchange.started
+            return HTTPResponse(answer.content, status=answer.status, headers=dict(answer.headers), content_type=None)
+        return await self._via(request, policy.via or "", target, body, exchange, path)
 
-def _pdf_pages(data: str) -> int:
-    try:
-        raw = base64.b64decode(data, validate=False)
-    except (binascii.Error, ValueError):
-        return 1
-    return max(1, len(_PDF_PAGE.findall(raw)))
+    async def send(
+        self, upstream: httpx.Request, provider: Provider, headers: Sequence[tuple[str, str]], content: bytes
+    ) -> httpx.Response:
+        """Send a count_tokens request, sharing the answer with identical calls (in flight or recent)."""
+        key = cache_key(provider.name, str(upstream.url), headers, content)
+        answer = await self.cache.get(key, lambda: fetch(self.proxy.upstream, upstream))
+        return replay(answer, upstream)
 
+    async def _via(
+        self, request: Request, via: str, target: Target, body: RequestBody, exchange: Exchange, path: str
+    ) -> HTTPResponse:
+        """``count_tokens = { via = P }``: ask provider P, with P's own credentials and wire policy.
 
-def _block_tokens(block: Any, *, thinking_counts: bool) -> int:
-    if isinstance(block, str):
-        return text_tokens(block)
-    if not isinstance(block, dict):
-        return 0
-    kind = block.get("type")
-    if kind == "text":
-        return text_tokens(str(block.get("text", "")))
-    if kind == "image":
-        return IMAGE_TOKENS
-    if kind == "document":
-        source = block.get("source")
-        if isinstance(source, dict) and source.get("type") == "text":
-            return text_tokens(str(source.get("data", "")))
-        if isinstance(source, dict) and source.get("media_type") == "application/pdf" and isinstance(source.get("data"), str):
-            return PDF_PAGE_TOKENS * _pdf_pages(source["data"])
-        return PDF_PAGE_TOKENS
-    if kind == "tool_use":
-        return text_tokens(str(block.get("name", ""))) + _json_tokens(block.get("input", {}))
-    if kind == "tool_result":
-        content = block.get("content")
-        if isinstance(content, list):
-            return sum(_block_tokens(b, thinking_counts=False) for b in content)
-        return text_tokens(content) if isinstance(content, str) else 0
-    if kind == "thinking":
-        return text_tokens(str(block.get("thinking", ""))) if thinking_counts else 0
-    if kind == "redacted_thinking":
-        return 0
-    # Anything else (server tool results, search results...): its JSON, minus the type.
-    return _json_tokens({k: v for k, v in block.items() if k not in ("type", "cache_control")})
+        P is sent the client's model name, not the target's rewrite: the rewrite names a model of
+        the target provider (glm-4.7), which P does not know; the client's name is the Claude
+        model the client wants counted. A client model P does not know gets P's own error,
+        passed through (Claude Code then falls back to its own estimate).
+        """
+        ruleset: RuleSet = request.ctx.ruleset
+        counter = ruleset.providers.get(via)
+        if counter is None:  # only after a reload removed it: the loader checks the name
+            raise UpstreamUnreachable(
+                f"count_tokens of provider '{target.provider.name}' goes via provider '{via}', "
+                "which the current config no longer has; fix count_tokens = { via = ... } in routes.toml"
+            )
+        proxy = self.proxy
+        credential = proxy.credentials.resolve(counter, request.headers)
+        upstream, headers, content = proxy.prepare(request, body, Target(counter), credential, path)
+        try:
+            response = await self.send(upstream, counter, headers, content)
+            data = await read_body(response)
+        except httpx.HTTPError as exc:
+            failure = network_failure(exc, counter)
+            exchange.attempts.append(Attempt(counter.name, body.model, failure.outcome, detail=failure.detail))
+            raise failure.error from None
+        status = response.status_code
+        exchange.attempts.append(Attempt(counter.name, body.model, "ok" if status < 400 else "status", status))
+        return whole_answer(response, data, counter, exchange, proxy.signatures)
 
-
-def _content_tokens(content: Any, *, thinking_counts: bool = False) -> int:
-    if isinstance(content, str):
-        return text_tokens(content)
-    if isinstance(content, list):
-        return sum(_block_tokens(b, thinking_counts=thinking_counts) for b in content)
-    return 0
-
-
-def estimate_tokens(doc: dict[str, Any]) -> int:
-    """Estimated ``input_tokens`` of a Messages / count_tokens request body (see the module doc)."""
-    total = REQUEST_TOKENS
-    system = doc.get("system")
-    if system:
-        total += SYSTEM_TOKENS + _content_tokens(system)
-    messages = doc.get("messages")
-    if isinstance(messages, list):
-        last = len(messages) - 1
-        for index, message in enumerate(messages):
-            if not isinstance(message, dict):
-                continue
-            # Only the thinking of a final (prefilled) assistant turn is input: earlier turns' is dropped.
-            current = index == last and message.get("role") == "assistant"
-            total += MESSAGE_TOKENS + _content_tokens(message.get("content"), thinking_counts=current)
-    tools = doc.get("tools")
-    if isinstance(tools, list) and tools:
-        choice = doc.get("tool_choice")
-        forced = isinstance(choice, dict) and choice.get("type") in ("any", "tool")
-        total += FORCED_TOOL_PROMPT_TOKENS if forced else TOOL_PROMPT_TOKENS
-        for tool in tools:
-            if isinstance(tool, dict):
-                total += _json_tokens({k: v for k, v in tool.items() if k not in ("cache_control", "defer_loading")})
-    return total
-
-
-# --- one upstream call per burst ------------------------------------------------------------
 
 _KEY_HEADERS = frozenset({"x-api-key", "authorization", "anthropic-beta", "anthropic-version"})
 

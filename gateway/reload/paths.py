@@ -9,8 +9,8 @@ following the symlinks from the configured path.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from watchfiles import Change
 

@@ -11,8 +11,8 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
 
 from gateway.reload.changes import describe_changes, restart_only_changes
 from gateway.reload.live import LiveConfig, LoadedConfig

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from watchfiles import Change, watch
 

@@ -7,7 +7,7 @@ request: the check costs a generation comparison and one constant-time compariso
 from __future__ import annotations
 
 import logging
-from typing import Mapping
+from collections.abc import Mapping
 
 from gateway.client_keys import HEADER, AcceptedKeys, resolve_keys
 from gateway.reload.live import LiveConfig

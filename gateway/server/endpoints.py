@@ -16,7 +16,7 @@ from gateway.errors import ClientError, NotFound
 from gateway.ops import metrics as counters
 from gateway.ops.health import health_report
 from gateway.ops.stats import usage
-from gateway.proxy.forward import Exchange
+from gateway.proxy.exchange import Exchange
 from gateway.server.catalog import get_model, list_models
 from gateway.server.runtime import Runtime
 from gateway.wire.rewrite import parse_body
@@ -50,6 +50,8 @@ async def _forward(request: Request, endpoint: str) -> HTTPResponse | None:
                 "add a [[route]] whose match covers it, or a catch-all match = \"*\""
             )
         exchange.route = route.name
+        if endpoint == "count_tokens":
+            return await runtime.count_tokens.answer(request, route, body, exchange, _path(request))
         return await runtime.proxy.forward(request, route, body, exchange, _path(request))
     except ClientError as exc:
         exchange.status, exchange.error = exc.status, exc.message

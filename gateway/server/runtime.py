@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
-from gateway.proxy.forward import Exchange, Proxy
+from gateway.proxy.count_tokens import CountTokens
+from gateway.proxy.exchange import Exchange
+from gateway.proxy.forward import Proxy
 from gateway.reload.live import LiveConfig
 from gateway.upstream.client import Upstream
 from gateway.upstream.credentials import CredentialResolver
@@ -28,6 +30,7 @@ class Runtime:
         self.health = ProviderHealth()
         self.limits = Limits()
         self.proxy = Proxy(upstream, self.credentials, self.signatures, self.health, self.limits)
+        self.count_tokens = CountTokens(self.proxy)
         # Called with every finished Exchange: the request log, metrics, usage stats.
         self.exchange_listeners: list[Callable[[Exchange], None]] = []
 

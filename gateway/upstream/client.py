@@ -11,7 +11,7 @@ for identity encoding).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import httpx
 

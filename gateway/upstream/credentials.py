@@ -15,8 +15,8 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from gateway.errors import AuthenticationFailed
 from gateway.timefmt import human

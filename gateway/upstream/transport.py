@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 import urllib.request
-from typing import Any, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import aiohttp
 import httpx

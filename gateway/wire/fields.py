@@ -7,7 +7,8 @@ bytes). Only the containers on the path to a change are copied.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 Doc = dict[str, Any]
 

@@ -12,7 +12,7 @@ Downstream: the upstream's status and body go back with the headers a client nee
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from gateway import __version__
 from gateway.upstream.credentials import OAUTH_BETA, Credential

@@ -8,7 +8,8 @@ text deltas cost a couple of ``in`` checks per chunk.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 

@@ -12,7 +12,8 @@ or None when nothing changed.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from gateway.wire.messages import without_messages
 from gateway.wire.signatures import SignatureStore

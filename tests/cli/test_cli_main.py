@@ -6,8 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import gateway
 from cli_support import EXAMPLES, Run, clean_environment
+
+import gateway
 
 
 def test_version(run: Run) -> None:

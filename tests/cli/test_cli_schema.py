@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from cli_support import Run
+
 from schemas import load_schema
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 from cli_support import EXAMPLES, PROFILES
+
 from rules.loader import load_file
 
 HAIKU = ("claude-haiku-5-5", "claude-haiku-4-5", "claude-3-5-haiku-20241022", "claude-3-haiku-20240307")

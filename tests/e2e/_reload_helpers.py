@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import httpx
 from aiohttp import web
+
 from fakes import FakeUpstream, Handler
 from fakes.config import routes_toml
 from fakes.gateway import GatewayProcess

@@ -30,13 +30,13 @@ from _reload_helpers import (
     write_by_rename,
     write_in_place,
 )
+from watchfiles import Change
+
 from fakes import FakeUpstream
 from fakes.config import profile_with_urls, routes_toml
 from fakes.gateway import GatewayProcess, write_claude_credentials
-from watchfiles import Change
-
-from gateway.reload.live import LiveConfig
 from gateway.reload.changes import describe_changes, restart_only_changes
+from gateway.reload.live import LiveConfig
 from gateway.reload.paths import WatchPlan, watched_paths
 from gateway.reload.reloader import ConfigReloader
 from gateway.reload.watcher import describe_watch

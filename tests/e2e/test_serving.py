@@ -18,7 +18,12 @@ import pytest
 from fakes import Error, FakeUpstream, Reply, Text, ToolUse, closed_port, thinking_reply
 from fakes.claude_code import load
 from fakes.config import routes_toml
-from fakes.gateway import GatewayProcess, anthropic_client, start_gateway, write_claude_credentials
+from fakes.gateway import (
+    GatewayProcess,
+    anthropic_client,
+    start_gateway,
+    write_claude_credentials,
+)
 from fakes.sockets import BlackHole
 
 ZAI_KEY = "zai-secret-key-0123456789"

@@ -10,17 +10,27 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pytest
+
 from fakes import COUNT_TOKENS, MESSAGES, FakeUpstream, Reply, Text, Thinking, ToolUse
 from fakes.config import profile_with_urls, routes_toml
 from fakes.gateway import GatewayProcess, anthropic_client
-from policy.captured import ALL_BODIES, COUNT_TOKENS_REQUEST, MESSAGE_REQUESTS, client_headers, encode, record, request_body
+from policy.captured import (
+    ALL_BODIES,
+    COUNT_TOKENS_REQUEST,
+    MESSAGE_REQUESTS,
+    client_headers,
+    encode,
+    record,
+    request_body,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CLIENT_KEY = "sk-client-key-0123456789"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -56,7 +56,7 @@ class RedactedThinking:
     data: str | None = None
 
 
-Block = Union[Text, ToolUse, Thinking, RedactedThinking]
+Block = Text | ToolUse | Thinking | RedactedThinking
 
 
 @dataclass(frozen=True)
@@ -140,10 +140,10 @@ class Choose:
     Runs on the server's loop thread, after the checks; it must not block.
     """
 
-    fn: Callable[["RecordedRequest"], "Behaviour"]
+    fn: Callable[[RecordedRequest], Behaviour]
 
 
-Behaviour = Union[Reply, Error, Hang, Drop, Handler, Choose]
+Behaviour = Reply | Error | Hang | Drop | Handler | Choose
 
 
 def tool_use_reply(name: str, input: Mapping[str, Any], *, thinking: bool = False) -> Reply:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.upstream.credentials import CredentialResolver, oauth_path
 from gateway.errors import AuthenticationFailed
+from gateway.upstream.credentials import CredentialResolver, oauth_path
 from rules.model import KeySource, Provider
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from gateway.upstream.provider_health import CIRCUIT_BASE_S, CIRCUIT_THRESHOLD, ProviderHealth, cooldown_until
+from gateway.upstream.provider_health import (
+    CIRCUIT_BASE_S,
+    CIRCUIT_THRESHOLD,
+    ProviderHealth,
+    cooldown_until,
+)
 
 
 class Clock:

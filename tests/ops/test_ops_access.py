@@ -10,8 +10,8 @@ import pytest
 from ops_support import CLIENT_API_KEY, CLIENT_KEY, ZAI_KEY, lan_config, message
 
 from gateway.client_keys import check_sources, resolve_keys, startup_problems
-from gateway.server.access import AccessControl
 from gateway.reload.live import LiveConfig
+from gateway.server.access import AccessControl
 from rules.errors import ConfigError
 from rules.loader import load_bytes
 from rules.model import KeySource, RuleSet, ServerConfig

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ops_support import CLIENT_KEY, OAUTH_TOKEN, SECRETS, ZAI_KEY, leaked, run_cli
+
 from fakes import closed_port
 from fakes.config import routes_toml
 from fakes.gateway import write_claude_credentials
-from ops_support import CLIENT_KEY, OAUTH_TOKEN, SECRETS, ZAI_KEY, leaked, run_cli
-
 from gateway.ops.doctor import probe_model
 from rules.loader import load_bytes
 

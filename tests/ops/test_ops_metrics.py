@@ -8,8 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fakes import Error, Reply
-from fakes.config import routes_toml
 from ops_support import (
     CLIENT_API_KEY,
     ZAI_KEY,
@@ -23,9 +21,11 @@ from ops_support import (
     wait_for_workers,
 )
 
+from fakes import Error, Reply
+from fakes.config import routes_toml
 from gateway.ops.metrics import MAX_MODELS, Metrics, multiprocess_directory
-from gateway.proxy.forward import Attempt, Exchange
 from gateway.ops.stats import render_table, usage
+from gateway.proxy.exchange import Attempt, Exchange
 
 Factory = Callable[..., Any]
 

@@ -10,12 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fakes import Error, Reply
-from fakes.config import routes_toml
 from ops_support import CLIENT_API_KEY, ZAI_KEY, message, poll
 
-from gateway.proxy.forward import Attempt, Exchange
+from fakes import Error, Reply
+from fakes.config import routes_toml
 from gateway.ops.requestlog import AfterResponse, RequestLog, json_fields, text_line
+from gateway.proxy.exchange import Attempt, Exchange
 
 Factory = Callable[..., Any]
 
@@ -156,7 +156,7 @@ def test_text_log_line_for_a_fallback_stream(upstream_factory: Factory, gateway_
 
     gw.request("POST", "/v1/messages?beta=true", json=message("claude-haiku-5-5", stream=True), headers=HEADERS)
     logs = gw.wait_for_log("gateway.request: request id=")
-    line = next(l for l in logs.splitlines() if "gateway.request: request id=" in l)
+    line = next(entry for entry in logs.splitlines() if "gateway.request: request id=" in entry)
 
     assert re.search(
         r"INFO +gateway\.request: request id=[0-9a-f]{16} client=127\.0\.0\.1 endpoint=messages "

@@ -13,8 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fakes import Error
-from fakes.gateway import write_claude_credentials
 from ops_support import (
     CLIENT_API_KEY,
     CLIENT_KEY,
@@ -28,6 +26,9 @@ from ops_support import (
     poll,
     run_cli,
 )
+
+from fakes import Error
+from fakes.gateway import write_claude_credentials
 
 Factory = Callable[..., Any]
 ENV = {"ZAI_API_KEY": ZAI_KEY, "GATEWAY_CLIENT_KEY": CLIENT_KEY}

@@ -15,8 +15,15 @@ import pytest
 from ops_support import run_cli
 
 from gateway.ops.service import Outcome, install, status, uninstall
-from gateway.ops.service_files import LABEL, TASK_NAMESPACE, ServicePaths, ServiceSpec, render_launchd
-from gateway.ops.service_files import render_systemd, render_task_xml
+from gateway.ops.service_files import (
+    LABEL,
+    TASK_NAMESPACE,
+    ServicePaths,
+    ServiceSpec,
+    render_launchd,
+    render_systemd,
+    render_task_xml,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lan.toml"
 NS = {"t": TASK_NAMESPACE}

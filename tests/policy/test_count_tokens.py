@@ -5,17 +5,15 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from policy.captured import COUNT_TOKENS_REQUEST, request_body, request_bytes
 
 from gateway.proxy.count_tokens import (
-    IMAGE_TOKENS,
     Answer,
     CountTokensCache,
     cache_key,
     estimate_answer,
-    estimate_tokens,
-    text_tokens,
 )
+from gateway.wire.estimate import IMAGE_TOKENS, estimate_tokens, text_tokens
+from policy.captured import COUNT_TOKENS_REQUEST, request_body, request_bytes
 
 # The examples of Anthropic's token-counting guide, with the counts it publishes.
 SCIENTIST = {"model": "m", "system": "You are a scientist", "messages": [{"role": "user", "content": "Hello, Claude"}]}

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from policy.captured import CAPTURED, request_bytes
 
 from gateway.cli.preview import load_request, preview_lines
+from policy.captured import CAPTURED, request_bytes
 from rules.loader import load_bytes
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

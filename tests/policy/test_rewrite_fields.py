@@ -6,7 +6,6 @@ import copy
 from typing import Any
 
 import orjson
-from policy.captured import request_body
 
 from gateway.wire.fields import (
     auto_tool_choice,
@@ -15,6 +14,7 @@ from gateway.wire.fields import (
     drop_thinking_param,
     strip_cache_control,
 )
+from policy.captured import request_body
 
 
 def test_drop_fields_removes_only_the_named_fields() -> None:

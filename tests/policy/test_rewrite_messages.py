@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import copy
 
-from policy.captured import MESSAGE_REQUESTS, request_body
-
 from gateway.wire.messages import merge_system_turns, without_messages
+from policy.captured import MESSAGE_REQUESTS, request_body
 
 
 def test_every_captured_system_turn_moves_to_the_end_of_system() -> None:

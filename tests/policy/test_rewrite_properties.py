@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.wire.messages import merge_system_turns
-from gateway.wire.thinking import THINKING_TYPES, signature_of, strip_foreign_thinking
 from gateway.wire.signatures import SignatureStore
+from gateway.wire.thinking import THINKING_TYPES, signature_of, strip_foreign_thinking
 
 SIGNATURES = [f"sig-{i}" for i in range(6)]
 ISSUERS = {"sig-0": "anthropic", "sig-1": "anthropic", "sig-2": "zai", "sig-3": "zai"}  # sig-4, sig-5: never seen

@@ -7,10 +7,10 @@ from typing import Any
 
 import orjson
 import pytest
-from policy.captured import ALL_BODIES, request_body
 
-from gateway.wire.thinking import strip_foreign_thinking, strip_thinking
 from gateway.wire.signatures import SignatureStore
+from gateway.wire.thinking import strip_foreign_thinking, strip_thinking
+from policy.captured import ALL_BODIES, request_body
 
 
 def thinking(text: str, signature: str) -> dict[str, Any]:

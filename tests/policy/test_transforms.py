@@ -7,10 +7,10 @@ from typing import Any
 
 import orjson
 import pytest
-from policy.captured import ALL_BODIES, MESSAGE_REQUESTS, request_bytes
 
-from gateway.wire.signatures import SignatureStore
 from gateway.wire.rewrite import body_for_target, parse_body, rewrite
+from gateway.wire.signatures import SignatureStore
+from policy.captured import ALL_BODIES, MESSAGE_REQUESTS, request_bytes
 from rules.model import BetaPolicy, KeySource, Provider, Target
 
 ZAI_POLICY: dict[str, Any] = {

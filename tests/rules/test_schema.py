@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Iterator
 from datetime import date, datetime, time
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator

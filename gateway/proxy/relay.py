@@ -1,0 +1,89 @@
+"""Giving the client the answer a target sent: relayed as it arrives, or whole.
+
+Bytes are relayed as they arrive (``aiter_raw`` -> ``response.send``); the stream observer
+reads them only after they were sent, for usage and thinking signatures. Once the client has
+bytes the answer is committed: a stream that breaks later ends with an SSE ``error`` event,
+never a silent cut. When the client goes away, Sanic cancels the handler task and the
+``finally`` blocks close the upstream response at once.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+from sanic import Request
+from sanic.response import HTTPResponse
+
+from gateway.errors import sse_error_event
+from gateway.proxy.exchange import Exchange
+from gateway.proxy.failures import network_failure
+from gateway.wire.headers import downstream_headers
+from gateway.wire.signatures import SignatureStore
+from gateway.wire.sse import StreamObserver, observe_message
+from rules.model import Provider
+
+__all__ = ["is_event_stream", "relay_stream", "whole_answer"]
+
+
+def is_event_stream(response: httpx.Response) -> bool:
+    """True for an SSE answer (``text/event-stream``): relayed as it arrives."""
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.startswith("text/event-stream")
+
+
+def whole_answer(
+    response: httpx.Response, data: bytes, provider: Provider, exchange: Exchange, signatures: SignatureStore
+) -> HTTPResponse:
+    """The client's answer for a body read whole; a successful message is observed first."""
+    status = response.status_code
+    exchange.status = status
+    exchange.ttfb = time.perf_counter() - exchange.started
+    if status < 300 and exchange.endpoint == "messages":
+        name = provider.name
+        seen = observe_message(data, lambda sig: signatures.record(sig, name))
+        exchange.input_tokens, exchange.output_tokens = seen.input_tokens, seen.output_tokens
+    headers = downstream_headers(response.headers.multi_items())
+    return HTTPResponse(data, status=status, headers=headers, content_type=None)
+
+
+async def relay_stream(
+    request: Request,
+    response: httpx.Response,
+    provider: Provider,
+    exchange: Exchange,
+    signatures: SignatureStore,
+) -> None:
+    """Relay an event stream to the client chunk by chunk, as the upstream sends it."""
+    name = provider.name
+    record = signatures.record
+    observer = StreamObserver(lambda sig: record(sig, name))
+    exchange.status = response.status_code
+    exchange.stream = True
+    error: str | None = None
+    try:
+        out = await request.respond(
+            status=response.status_code, headers=downstream_headers(response.headers.multi_items())
+        )
+        first = True
+        try:
+            async for chunk in response.aiter_raw():
+                await out.send(chunk)
+                if first:
+                    exchange.ttfb = time.perf_counter() - exchange.started
+                    first = False
+                observer.feed(chunk)
+        except httpx.HTTPError as exc:
+            error = network_failure(exc, provider).detail
+    finally:
+        await response.aclose()
+    observer.finish()
+    exchange.input_tokens, exchange.output_tokens = observer.input_tokens, observer.output_tokens
+    if error is None and response.status_code == 200 and not (observer.saw_message_stop or observer.saw_error):
+        error = "the stream ended before message_stop"
+    if error is not None:
+        exchange.error = error
+        if not observer.at_boundary:
+            await out.send(b"\n\n")  # end the partial event so ours parses on its own
+        await out.send(sse_error_event("api_error", f"provider '{name}' broke off the stream: {error}"))
+    await out.eof()
