@@ -6,17 +6,18 @@ shapes (a target's provider exists, a key source has exactly one key, ...).
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence, cast
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 from rules.model import (
-    BetaPolicy,
-    ConfigSource,
-    CountTokensPolicy,
-    Defaults,
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_FALLBACK_ON,
     DEFAULT_MAX_BODY_MB,
     DEFAULT_TIMEOUT_S,
+    BetaPolicy,
+    ConfigSource,
+    CountTokensPolicy,
+    Defaults,
     KeyKind,
     KeySource,
     Provider,

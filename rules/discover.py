@@ -26,9 +26,10 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Mapping, MutableMapping
+from typing import Literal
 
 from rules.errors import ConfigError, Problem
 from rules.legacy import anthropic_base_url, legacy_base_url_variables, load_legacy

@@ -15,8 +15,11 @@ Rendered, one line per problem, in the form editors and CI annotations understan
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
+
+__all__ = ["ConfigError", "Problem", "Severity"]
 
 Severity = Literal["error", "warning"]
 

@@ -66,7 +66,8 @@ Decisions, and why (what a user of the original proxy expects):
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from rules.errors import ConfigError, Problem
 from rules.matching import Matcher

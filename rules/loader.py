@@ -17,8 +17,9 @@ import math
 import os
 import re
 import sys
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from jsonschema import Draft202012Validator, validators
 from jsonschema.protocols import Validator
@@ -28,9 +29,9 @@ from rules.build import build_ruleset
 from rules.errors import ConfigError, Problem
 from rules.fast_schema import Check, compile_schema
 from rules.locate import ConfigPath, LineMap, format_path
-from rules.shadowing import find_shadowed
 from rules.model import ConfigSource, RuleSet
 from rules.schema_messages import Finding, messages
+from rules.shadowing import find_shadowed
 from schemas import load_schema
 
 if sys.version_info >= (3, 11):
@@ -235,7 +236,7 @@ def _validators() -> tuple[Validator, Check]:
     checker = Draft202012Validator.TYPE_CHECKER.redefine_many(
         {"integer": _is_integer, "number": _is_number}
     )
-    cls = validators.extend(Draft202012Validator, type_checker=checker)
+    cls = validators.extend(Draft202012Validator, type_checker=checker)  # type: ignore[no-untyped-call]
     schema = load_schema()
     cls.check_schema(schema)
     inlined = _inline_refs(schema)

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import bisect
 import re
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 __all__ = ["ConfigPath", "LineMap", "format_path", "scan"]
 
-PathPart = Union[str, int]
+PathPart = str | int
 ConfigPath = tuple[PathPart, ...]
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")

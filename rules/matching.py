@@ -10,9 +10,11 @@ patterns can never match is ``rules.shadowing``.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from rules.patterns import GLOB_CHARS, glob_regex, literal_prefix, literal_suffix
+
+__all__ = ["Matcher"]
 
 _CACHE_LIMIT = 4096
 

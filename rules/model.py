@@ -8,13 +8,39 @@ it until it finishes, whatever reloads happen meanwhile.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal, Mapping
+from typing import Literal
 
 from rules.errors import Problem
 from rules.matching import Matcher
 from rules.redact import redact
+
+__all__ = [
+    "AuthForm",
+    "BetaPolicy",
+    "ConfigSource",
+    "CountTokensPolicy",
+    "DEFAULT_CONNECT_TIMEOUT_S",
+    "DEFAULT_FALLBACK_ON",
+    "DEFAULT_MAX_BODY_MB",
+    "DEFAULT_OAUTH_FILE",
+    "DEFAULT_TIMEOUT_S",
+    "Defaults",
+    "KeyKind",
+    "KeySource",
+    "Provider",
+    "Route",
+    "RuleSet",
+    "ServerConfig",
+    "SourceKind",
+    "SystemTurnsPolicy",
+    "Target",
+    "ThinkingParamPolicy",
+    "ThinkingPolicy",
+    "ToolChoicePolicy",
+]
 
 KeyKind = Literal["env", "value", "oauth_file", "client"]
 AuthForm = Literal["x-api-key", "bearer"]

@@ -10,7 +10,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Union
+
+__all__ = [
+    "ANY",
+    "CharClass",
+    "GLOB_CHARS",
+    "STAR",
+    "Token",
+    "glob_regex",
+    "is_catch_all",
+    "is_glob",
+    "literal_prefix",
+    "literal_suffix",
+    "token_regex",
+    "tokenize",
+]
 
 GLOB_CHARS = frozenset("*?[")
 
@@ -38,7 +52,7 @@ class CharClass:
 
 STAR = _Star()
 ANY = _Any()
-Token = Union[str, _Star, _Any, CharClass]
+Token = str | _Star | _Any | CharClass
 
 
 def is_glob(pattern: str) -> bool:

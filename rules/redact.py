@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["redact"]
+
 
 def redact(secret: str) -> str:
     """``sk-ant-api03-...wxyz`` -> ``sk-...wxyz``: a short prefix and the last four characters at most.

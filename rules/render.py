@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from rules.build import QUEUE_PER_SLOT
 from rules.model import (

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, cast
 
 from jsonschema.exceptions import ValidationError
 
@@ -310,7 +311,7 @@ def _json_type(value: Any) -> str:
 
 def _translate_choice(error: ValidationError, path: ConfigPath) -> list[_Said]:
     """anyOf: speak about the branch the value was evidently meant for, else list the forms."""
-    branches: Sequence[Mapping[str, Any]] = error.validator_value
+    branches: Sequence[Mapping[str, Any]] = cast("Sequence[Mapping[str, Any]]", error.validator_value)
     value = error.instance
     fitting = [i for i, b in enumerate(branches) if _fits(b, value)]
     # A table or list of the right shape: say what is wrong inside it. A scalar of the right

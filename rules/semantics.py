@@ -7,14 +7,15 @@ that can never match) are reported by ``gateway validate`` and kept on the RuleS
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from rules.locate import ConfigPath
 from rules.patterns import is_catch_all
-from rules.shadowing import Shadowed
 from rules.redact import redact
 from rules.schema_messages import Finding, did_you_mean, show
+from rules.shadowing import Shadowed
 
 __all__ = ["check", "route_names", "shadowing"]
 
@@ -174,7 +175,7 @@ def _route_findings(doc: Doc, providers: Mapping[str, Doc]) -> Iterator[Finding]
                 if target["provider"] not in providers:
                     yield Finding(at + ("to", position, "provider"), _unknown_provider(target["provider"], providers))
 
-    for name, provider in providers.items():
+    for provider in providers.values():
         count_tokens = provider.get("count_tokens")
         if isinstance(count_tokens, Mapping):
             used.add(count_tokens["via"])

@@ -10,8 +10,9 @@ from __future__ import annotations
 import bisect
 import re
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from functools import partial
 
 from rules.patterns import (
     ANY,
@@ -25,6 +26,8 @@ from rules.patterns import (
     token_regex,
     tokenize,
 )
+
+__all__ = ["Shadowed", "find_shadowed"]
 
 
 
@@ -139,7 +142,7 @@ def find_shadowed(routes: Sequence[Sequence[str]]) -> list[Shadowed]:
 
         # A name the pattern matches that no earlier pattern takes proves it is not covered:
         # two such tries settle almost every pattern before the exact (costly) check.
-        witnesses = _witnesses(pattern, lambda: index.tokens(i))
+        witnesses = _witnesses(pattern, partial(index.tokens, i))
         if not all(index.first_match(w, before=i) is not None for w in witnesses):
             continue
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import subprocess
 import sys
 import types
+import typing
+from pathlib import Path
+
+import pytest
 
 import gateway
 import rules
@@ -33,3 +39,38 @@ def test_importing_rules_never_imports_the_server() -> None:
     code = "import rules, sys; bad = [m for m in ('sanic', 'httpx', 'aiohttp', 'gateway') if m in sys.modules]; print(bad)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def _implementation_modules() -> list[str]:
+    root = Path(__file__).resolve().parents[1]
+    names = []
+    for top in ("gateway", "rules"):
+        for path in sorted((root / top).rglob("*.py")):
+            if path.name in ("__init__.py", "__main__.py"):
+                continue
+            names.append(".".join(path.relative_to(root).with_suffix("").parts))
+    return names
+
+
+@pytest.mark.parametrize("name", _implementation_modules())
+def test_every_module_declares_exactly_what_it_defines_publicly(name: str) -> None:
+    module = importlib.import_module(name)
+    assert hasattr(module, "__all__"), f"{name} has no __all__"
+    defined = {
+        attr
+        for attr, value in vars(module).items()
+        if not attr.startswith("_")
+        and (inspect.isfunction(value) or inspect.isclass(value))
+        and value.__module__ == name
+    }
+    # Constants and type aliases (Literal[...], unions) are public values too.
+    values = {
+        attr
+        for attr, value in vars(module).items()
+        if not attr.startswith("_")
+        and (attr.isupper() or typing.get_origin(value) is not None or isinstance(value, types.UnionType))
+    }
+    assert len(set(module.__all__)) == len(module.__all__)
+    assert defined <= set(module.__all__), f"public but not in __all__: {sorted(defined - set(module.__all__))}"
+    unknown = set(module.__all__) - defined - values
+    assert not unknown, f"in __all__ but not defined here: {sorted(unknown)}"

@@ -21,8 +21,9 @@ import orjson
 
 from gateway.errors import AuthenticationFailed, InvalidRequest
 from gateway.upstream.credentials import Credential, CredentialResolver
+from gateway.wire.body import RequestBody, parse_body
 from gateway.wire.headers import upstream_headers
-from gateway.wire.rewrite import RequestBody, parse_body, rewrite
+from gateway.wire.rewrite import rewrite
 from gateway.wire.signatures import SignatureStore
 from rules.model import KeySource, Route, Target
 from rules.redact import redact

@@ -321,8 +321,9 @@ def probe_model(ruleset: RuleSet, provider: str) -> str:
 
 def _probe(ruleset: RuleSet, env: Mapping[str, str], timeout: float, report: _Report) -> None:
     from gateway.errors import ClientError
+    from gateway.wire.body import parse_body
     from gateway.wire.headers import upstream_headers
-    from gateway.wire.rewrite import body_for_target, parse_body
+    from gateway.wire.rewrite import body_for_target
     from gateway.wire.signatures import SignatureStore
     from rules.model import Target
 

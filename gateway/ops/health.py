@@ -18,6 +18,8 @@ from gateway.upstream.limits import Limits
 from gateway.upstream.provider_health import ProviderHealth
 from rules.model import RuleSet
 
+__all__ = ["CANONICAL_TIERS", "health_report", "resolve_view", "tiers_view"]
+
 # The names Claude Code sends for its three tiers today, unless ANTHROPIC_DEFAULT_*_MODEL is set.
 CANONICAL_TIERS = {
     "haiku": "claude-haiku-5-5",

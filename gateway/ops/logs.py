@@ -19,6 +19,15 @@ import orjson
 
 from gateway.timefmt import iso
 
+__all__ = [
+    "CHECK_INTERVAL_S",
+    "JsonFormatter",
+    "LOG_FILE_BACKUPS",
+    "LOG_FILE_MAX_BYTES",
+    "SharedRotatingFileHandler",
+    "setup_logging",
+]
+
 _TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 LOG_FILE_MAX_BYTES = 10 * 1024 * 1024

@@ -37,11 +37,11 @@ from gateway.proxy.forward import Proxy
 from gateway.proxy.relay import whole_answer
 from gateway.upstream.client import Upstream
 from gateway.upstream.transport import read_body
+from gateway.wire.body import RequestBody
 from gateway.wire.estimate import estimate_tokens
-from gateway.wire.rewrite import RequestBody
 from rules.model import Provider, Route, RuleSet, Target
 
-__all__ = ["Answer", "CountTokens", "CountTokensCache", "cache_key", "estimate_answer", "replay"]
+__all__ = ["Answer", "CountTokens", "CountTokensCache", "cache_key", "estimate_answer", "fetch", "replay"]
 
 
 class CountTokens:

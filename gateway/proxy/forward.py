@@ -35,8 +35,9 @@ from gateway.upstream.credentials import Credential, CredentialResolver
 from gateway.upstream.limits import Limits
 from gateway.upstream.provider_health import ProviderHealth
 from gateway.upstream.transport import read_body
+from gateway.wire.body import RequestBody
 from gateway.wire.headers import downstream_headers, upstream_headers
-from gateway.wire.rewrite import RequestBody, body_for_target
+from gateway.wire.rewrite import body_for_target
 from gateway.wire.signatures import SignatureStore
 from rules.model import Provider, Route, Target
 

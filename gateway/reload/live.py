@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from rules.errors import ConfigError
 from rules.model import RuleSet
 
+__all__ = ["LiveConfig", "LoadedConfig", "ReloadFailure"]
+
 
 @dataclass(frozen=True, slots=True)
 class LoadedConfig:

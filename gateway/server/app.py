@@ -40,6 +40,8 @@ from gateway.upstream.transport import AiohttpTransport
 from rules.discover import load_discovered
 from rules.model import RuleSet
 
+__all__ = ["AnthropicErrors", "create_app", "describe_routes"]
+
 log = logging.getLogger("gateway")
 
 # Enough connections that hundreds of concurrent streams never queue for one.

@@ -14,6 +14,8 @@ from gateway.timefmt import iso
 from rules.model import RuleSet
 from rules.patterns import is_glob
 
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "get_model", "list_models", "model_ids"]
+
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000
 

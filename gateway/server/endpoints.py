@@ -19,7 +19,9 @@ from gateway.ops.stats import usage
 from gateway.proxy.exchange import Exchange
 from gateway.server.catalog import get_model, list_models
 from gateway.server.runtime import Runtime
-from gateway.wire.rewrite import parse_body
+from gateway.wire.body import parse_body
+
+__all__ = ["count_tokens", "health", "messages", "metrics", "model", "models", "stats"]
 
 
 def _runtime(request: Request) -> Runtime:

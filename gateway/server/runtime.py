@@ -16,6 +16,8 @@ from gateway.upstream.limits import Limits
 from gateway.upstream.provider_health import ProviderHealth
 from gateway.wire.signatures import SignatureStore
 
+__all__ = ["Runtime"]
+
 log = logging.getLogger("gateway")
 
 

@@ -17,6 +17,8 @@ import httpx
 
 from gateway.upstream.transport import HEADERS_EXTENSION
 
+__all__ = ["Upstream"]
+
 # Distinct upstream URLs are few (base URL x endpoint x query); parsed once each.
 _URL_CACHE_LIMIT = 1024
 

@@ -22,6 +22,16 @@ from gateway.errors import AuthenticationFailed
 from gateway.timefmt import human
 from rules.model import DEFAULT_OAUTH_FILE, KeySource, Provider
 
+__all__ = [
+    "Credential",
+    "CredentialResolver",
+    "KeyUnavailable",
+    "OAUTH_BETA",
+    "OAuthFileCache",
+    "OAuthToken",
+    "oauth_path",
+]
+
 OAUTH_BETA = "oauth-2025-04-20"
 
 

@@ -13,6 +13,8 @@ from collections import deque
 from gateway.errors import Overloaded
 from rules.model import Provider
 
+__all__ = ["Limits", "ProviderLimit"]
+
 
 class ProviderLimit:
     """A FIFO semaphore with a bounded wait queue for one provider."""

@@ -27,6 +27,17 @@ from email.utils import parsedate_to_datetime
 
 from gateway.timefmt import human, iso
 
+__all__ = [
+    "CIRCUIT_BASE_S",
+    "CIRCUIT_MAX_S",
+    "CIRCUIT_THRESHOLD",
+    "COOLDOWN_STATUSES",
+    "Listener",
+    "MAX_COOLDOWN_S",
+    "ProviderHealth",
+    "cooldown_until",
+]
+
 log = logging.getLogger("gateway.resilience")
 
 COOLDOWN_STATUSES = frozenset({429, 529})

@@ -29,7 +29,7 @@ import aiohttp
 import httpx
 from yarl import URL
 
-__all__ = ["AiohttpTransport", "HEADERS_EXTENSION"]
+__all__ = ["HEADERS_EXTENSION", "AiohttpTransport", "read_body"]
 
 # An httpx.Request extension: the header list exactly as the gateway built it, so aiohttp gets
 # it without a round trip through httpx's byte-encoded, normalised copy.

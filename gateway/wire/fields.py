@@ -10,6 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+__all__ = [
+    "Doc",
+    "auto_tool_choice",
+    "drop_fields",
+    "drop_thinking_budget",
+    "drop_thinking_param",
+    "strip_cache_control",
+]
+
 Doc = dict[str, Any]
 
 # tool_choice types that force a tool call; "auto" and "none" leave the choice to the model.

@@ -18,6 +18,8 @@ from gateway import __version__
 from gateway.upstream.credentials import OAUTH_BETA, Credential
 from rules.model import Provider
 
+__all__ = ["USER_AGENT", "downstream_headers", "upstream_headers"]
+
 # Set by the upstream connection, or by the server for the client connection (RFC 9110 7.6.1).
 _HOP_BY_HOP = frozenset(
     {

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["Block", "Doc", "as_blocks", "merge_system_turns", "without_messages"]
+
 Doc = dict[str, Any]
 Block = dict[str, Any]
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 
+__all__ = ["DEFAULT_CAPACITY", "SignatureStore"]
+
 DEFAULT_CAPACITY = 100_000
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+__all__ = ["StreamObserver", "observe_message"]
+
 
 def _interesting(data: bytes) -> bool:
     """Usage, a thinking signature, or an error: the only events worth a JSON parse."""

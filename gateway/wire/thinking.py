@@ -18,6 +18,16 @@ from typing import Any
 from gateway.wire.messages import without_messages
 from gateway.wire.signatures import SignatureStore
 
+__all__ = [
+    "Block",
+    "Doc",
+    "THINKING_TYPES",
+    "remove_thinking",
+    "signature_of",
+    "strip_foreign_thinking",
+    "strip_thinking",
+]
+
 Doc = dict[str, Any]
 Block = dict[str, Any]
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import InvalidRequest
-from gateway.wire.rewrite import body_for_target, parse_body
+from gateway.wire.body import parse_body
+from gateway.wire.rewrite import body_for_target
 from gateway.wire.signatures import SignatureStore
 from rules.model import KeySource, Provider, Target
 

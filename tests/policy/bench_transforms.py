@@ -18,7 +18,8 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from gateway.wire.rewrite import body_for_target, parse_body  # noqa: E402
+from gateway.wire.body import parse_body  # noqa: E402
+from gateway.wire.rewrite import body_for_target  # noqa: E402
 from gateway.wire.signatures import SignatureStore  # noqa: E402
 from policy.captured import inflated_bytes  # noqa: E402
 from rules.model import BetaPolicy, KeySource, Provider, Target  # noqa: E402

@@ -8,7 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.wire.rewrite import body_for_target, parse_body, rewrite
+from gateway.wire.body import parse_body
+from gateway.wire.rewrite import body_for_target, rewrite
 from gateway.wire.signatures import SignatureStore
 from policy.captured import ALL_BODIES, MESSAGE_REQUESTS, request_bytes
 from rules.model import BetaPolicy, KeySource, Provider, Target
