@@ -20,9 +20,7 @@ import orjson
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = Path(
-    os.environ.get(
-        "BENCH_FIXTURE", "/work/shared/fixtures/claude-code/cc_print_haiku_stream.json"
-    )
+    os.environ.get("BENCH_FIXTURE", REPO / "tests" / "fakes" / "captured" / "cc_print_haiku_stream.json")
 )
 
 MESSAGES_PATH = "/v1/messages"

@@ -11,7 +11,7 @@ no body parsing: whatever the gateway adds on top of this is the cost of its fea
 Kinds:
 - aiohttp: aiohttp.web server + one pooled aiohttp client session per process.
 - sanic-httpx-aiohttp: Sanic + httpx.AsyncClient over httpx_aiohttp.AiohttpTransport (the
-  gateway's stack, DESIGN.md section 9), access log off.
+  gateway's stack, ARCHITECTURE.md "Choosing the transport"), access log off.
 - sanic-aiohttp: Sanic + a plain aiohttp client session, to tell Sanic's cost from httpx's.
 """
 
@@ -167,7 +167,7 @@ def create_sanic_app(upstream: str, use_httpx: bool = True) -> Any:
     async def start_client(app: Sanic) -> None:
         if use_httpx:
             try:
-                # The floor DESIGN.md section 9 measured; the gateway no longer depends on it.
+                # The floor ARCHITECTURE.md's transport measurements name; the gateway no longer depends on it.
                 from httpx_aiohttp import AiohttpTransport
             except ImportError:
                 raise SystemExit("the bare-sanic target needs httpx-aiohttp: pip install httpx-aiohttp") from None

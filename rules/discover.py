@@ -1,6 +1,6 @@
 """Where the rules come from: a file, the legacy environment, or the embedded default.
 
-The order (DESIGN.md section 4), first found wins::
+The order, first found wins::
 
     --config PATH          a file that must exist
     $GATEWAY_CONFIG        a file that must exist

@@ -6,7 +6,7 @@ People who used the original proxy configured it with variables only, for exampl
     HAIKU_PROVIDER_API_KEY=...
     ANTHROPIC_DEFAULT_HAIKU_MODEL=glm-4.7     # also read by Claude Code: what it sends for "haiku"
 
-The same variables, unchanged, route the same way here (DESIGN.md section 4). They become::
+The same variables, unchanged, route the same way here. They become::
 
     [providers.haiku]                         # one per tier whose T_PROVIDER_BASE_URL is set
     base_url = "https://api.z.ai/api/anthropic"

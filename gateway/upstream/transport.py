@@ -1,7 +1,7 @@
 """httpx's transport interface over one aiohttp session: the gateway's way to the upstreams.
 
-DESIGN.md section 9 measured httpx's default transport (httpcore) at a quarter of aiohttp's
-throughput under concurrency, and recommended httpx's API over an aiohttp transport. This is
+Measured on the project machine (ARCHITECTURE.md, "Choosing the transport"), httpx's default
+transport (httpcore) reached a quarter of aiohttp's throughput under concurrency, and recommended httpx's API over an aiohttp transport. This is
 that transport, written for a proxy's hot path instead of taken from httpx-aiohttp, because
 profiles of the gateway showed what the general one costs and gets wrong:
 

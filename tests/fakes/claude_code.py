@@ -1,7 +1,7 @@
 """Requests captured from the real Claude Code CLI, ready to replay through the gateway.
 
-The captures live in tests/fakes/captured/ (a copy of ../shared/fixtures/claude-code/, so a
-fresh clone has them; see the README there). Each loads as a `CapturedRequest`:
+The captures live in tests/fakes/captured/ (how and with which Claude Code they were taken:
+the README there). Each loads as a `CapturedRequest`:
 
     request = load("cc_print_haiku_stream", api_key="sk-client")
     response = request.send(httpx.Client(), gateway.url)        # or request.stream(...)

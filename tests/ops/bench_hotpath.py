@@ -70,7 +70,7 @@ def exchange() -> Exchange:
     return ex
 
 
-FIXTURE = Path("/work/shared/fixtures/claude-code/cc_print_haiku_stream.json")
+FIXTURE = Path(__file__).resolve().parents[1] / "fakes" / "captured" / "cc_print_haiku_stream.json"
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The captured Claude Code requests (tests/fakes/captured, a copy of shared/fixtures/claude-code).
+"""The captured Claude Code requests (tests/fakes/captured).
 
 `request_bytes(name)` is the body as Claude Code's JSON.stringify writes it (compact, UTF-8);
 `inflated_bytes(name)` puts back the length of the strings the capture shortened
