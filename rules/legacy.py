@@ -61,6 +61,8 @@ Decisions, and why (what a user of the original proxy expects):
 - Wire policies (betas, thinking, count_tokens, ...) keep their defaults: the variables never
   said anything about them, and the defaults are the safe ones for Anthropic-compatible
   endpoints.
+- Messages never quote a value that looks like a key (a key pasted into a URL variable), and
+  show URLs without user name, password, query and fragment.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ from typing import Any, Mapping
 from rules.errors import ConfigError, Problem
 from rules.matching import Matcher
 from rules.model import ConfigSource, RuleSet
+from rules.redact import concealed, looks_secret, safe_url
+from rules.schema_messages import show
 
 __all__ = [
     "ANTHROPIC_BASE_URL",
@@ -123,9 +127,12 @@ def legacy_configured(env: Mapping[str, str]) -> bool:
 def _check_url(value: str, variable: str) -> tuple[str, Problem | None]:
     """The URL without a trailing slash, or a problem naming the variable."""
     if not value.lower().startswith(("http://", "https://")) or value.endswith("://"):
+        if looks_secret(value):
+            said = f"{variable} holds what looks like a key ({concealed(value)}, not shown), not a URL"
+        else:
+            said = f"{variable}={safe_url(value)!r} is not an http(s) URL"
         return value, Problem(
-            f"{variable}={value!r} is not an http(s) URL; "
-            f"set it to the provider's base URL, e.g. https://api.z.ai/api/anthropic",
+            f"{said}; set it to the provider's base URL, e.g. https://api.z.ai/api/anthropic",
             file=ENV_FILE,
             path=variable,
         )
@@ -188,7 +195,7 @@ def _build(env: Mapping[str, str]) -> tuple[dict[str, Any], list[Problem], list[
             errors.append(
                 Problem(
                     f"{url_var} is set but {key_var} is not; set {key_var} to the API key "
-                    f"of {url}, or unset {url_var} to send {tier} models to Anthropic",
+                    f"of {safe_url(url)}, or unset {url_var} to send {tier} models to Anthropic",
                     file=ENV_FILE,
                     path=key_var,
                 )
@@ -205,8 +212,8 @@ def _build(env: Mapping[str, str]) -> tuple[dict[str, Any], list[Problem], list[
                 by = next(p for p in earlier[taken] if Matcher([[p]]).resolve(name) == 0)
                 warnings.append(
                     Problem(
-                        f"{name!r} is already routed to {routes[taken]['name']} "
-                        f"(matched by {by!r}), so it is not added "
+                        f"{show(name)} is already routed to {routes[taken]['name']} "
+                        f"(matched by {show(by)}), so it is not added "
                         f"to route {tier}; give each tier its own model name",
                         file=ENV_FILE,
                         path=model_var,

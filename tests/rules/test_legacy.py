@@ -172,6 +172,22 @@ def test_base_url_that_is_not_http_is_an_error_quoting_it() -> None:
     assert "http" in err.message
 
 
+def test_a_key_pasted_into_the_url_variable_is_not_quoted() -> None:
+    secret = "sk-ant-api03-Zq8xWv2LmN4pR7tY9uB1cD3eF5gH6jK0"
+    err = error_of({"HAIKU_PROVIDER_BASE_URL": secret, "HAIKU_PROVIDER_API_KEY": "k"})
+    assert err.path == "HAIKU_PROVIDER_BASE_URL"
+    assert err.message == (
+        "HAIKU_PROVIDER_BASE_URL holds what looks like a key ('sk-ant-...', not shown), not a URL; "
+        "set it to the provider's base URL, e.g. https://api.z.ai/api/anthropic"
+    )
+
+
+def test_urls_in_messages_lose_their_credentials_and_query() -> None:
+    err = error_of({"HAIKU_PROVIDER_BASE_URL": "https://me:hunter2@api.z.ai/api/anthropic?key=s3cr3t"})
+    assert "hunter2" not in str(err) and "s3cr3t" not in str(err)
+    assert "API key of https://api.z.ai/api/anthropic?key=..." in err.message
+
+
 # --- GATEWAY_ANTHROPIC_BASE_URL ----------------------------------------------------------------
 
 def test_gateway_anthropic_base_url_replaces_anthropic() -> None:
