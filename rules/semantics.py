@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from rules.locate import ConfigPath
 from rules.patterns import is_catch_all
+from rules.presets import PRESETS
 from rules.redact import pasted_key, safe_url, secret_prefix
 from rules.schema_messages import Finding, did_you_mean, show
 from rules.shadowing import Shadowed
@@ -48,8 +49,10 @@ def check(doc: Doc, env: Mapping[str, str] | None) -> list[Finding]:
 def _provider_findings(providers: Mapping[str, Doc], env: Mapping[str, str] | None) -> Iterator[Finding]:
     for name, provider in providers.items():
         at: ConfigPath = ("providers", name)
-        yield from _base_url_findings(provider["base_url"], at + ("base_url",))
-        key = provider["key"]
+        yield from _preset_findings(provider, at)
+        if "base_url" in provider:
+            yield from _base_url_findings(provider["base_url"], at + ("base_url",))
+        key = provider.get("key", [])  # absent: the schema or _preset_findings has said if it may be
         chain = key if isinstance(key, list) else [key]
         for index, source in enumerate(chain):
             where = at + (("key", index) if isinstance(key, list) else ("key",))
@@ -71,6 +74,26 @@ def _provider_findings(providers: Mapping[str, Doc], env: Mapping[str, str] | No
             via = count_tokens["via"]
             if via not in providers:
                 yield Finding(at + ("count_tokens", "via"), _unknown_provider(via, providers))
+
+
+def _preset_findings(provider: Doc, at: ConfigPath) -> Iterator[Finding]:
+    """What a preset leaves to the file: vllm's base_url, and the key of presets that need one."""
+    if "preset" not in provider:
+        return  # the schema required base_url and key
+    preset = PRESETS[provider["preset"]]
+    if "base_url" not in provider and preset.base_url is None:
+        yield Finding(
+            at,
+            f"preset {show(preset.name)} has no public base URL: add base_url, the address your "
+            'server listens on, such as base_url = "http://localhost:8000" (vLLM\'s default port; '
+            "llama-server's is 8080)",
+        )
+    if "key" not in provider and preset.needs_key:
+        yield Finding(
+            at,
+            f"missing required key 'key': preset {show(preset.name)} needs a credential; "
+            f"add key = {preset.key_example}",
+        )
 
 
 def _base_url_findings(url: str, at: ConfigPath) -> Iterator[Finding]:
