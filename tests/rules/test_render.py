@@ -305,6 +305,10 @@ def test_routes_from_env_output_validates_without_errors_or_warnings() -> None:
     assert problems == []
     assert checked is not None and same(rules, checked)
     assert "sk-zai-secret" not in text and "sk-local" not in text
+    # Z.AI's URL gets its preset: written as such, and the same policy after the round trip.
+    assert text.count('preset = "zai"') == 2 and "system_turns" not in text
+    assert checked.providers["haiku"].preset == "zai" and checked.providers["sonnet"].preset is None
+    assert checked.providers["opus"].system_turns == "merge"
     for model, provider in [
         ("claude-haiku-5-5", "haiku"),
         ("glm-4.7", "haiku"),
