@@ -270,9 +270,7 @@ def _translate(error: ValidationError, path: ConfigPath) -> list[_Said]:
 
 
 def _shown(value: Any, path: ConfigPath) -> str:
-    """``show(value)``, except where it may be a secret (concealed) or is a base URL (made safe)."""
-    if isinstance(value, str) and path[-1:] == ("base_url",):
-        return show(safe_url(value))  # without user name, password, query and fragment values
+    """``show(value)``, or as much of it as is safe where it may be a secret."""
     if not isinstance(value, (Mapping, list, tuple)) and may_be_secret(path, value):
         return concealed(value) if isinstance(value, str) else kind(value)
     return show(value)
@@ -284,10 +282,11 @@ def _got(value: Any, path: ConfigPath) -> str:
         return show(value)
     if isinstance(value, str) and path[-1:] == ("base_url",):
         partly = "" if safe_url(value) == value else ", parts not shown: they may be secret"
-        return f"{_shown(value, path)} (a string{partly})"
+        return f"{show(safe_url(value))} (a string{partly})"
     if may_be_secret(path, value):
-        said = concealed(value) if isinstance(value, str) else ""
-        return f"{said} ({kind(value)}, not shown: it may be a secret)" if said else f"{kind(value)} (not shown: it may be a secret)"
+        if isinstance(value, str):
+            return f"{concealed(value)} (a string, not shown: it may be a secret)"
+        return f"{kind(value)} (not shown: it may be a secret)"
     return f"{show(value)} ({kind(value)})"
 
 

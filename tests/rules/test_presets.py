@@ -103,6 +103,13 @@ def test_origin_says_file_preset_or_default() -> None:
     assert plain.origin("system_turns") == "default"
 
 
+def test_origins_know_every_provider_key_of_the_schema() -> None:
+    from rules.model import _PROVIDER_KEYS
+
+    properties = list(load_schema()["$defs"]["provider"]["properties"])
+    assert ["preset", *_PROVIDER_KEYS] == properties
+
+
 def test_provenance_does_not_change_equality() -> None:
     # The same values from a preset or from the file: the same provider for every request.
     from_preset = provider({"preset": "deepseek", "key": {"env": "K"}})
