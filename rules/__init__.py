@@ -23,10 +23,12 @@ from rules.model import (
     ServerConfig,
     Target,
 )
+from rules.presets import PRESETS, Preset, preset_for_url
 from rules.redact import redact
 from rules.render import render_toml
 
 __all__ = [
+    "PRESETS",
     "BetaPolicy",
     "ConfigError",
     "ConfigSource",
@@ -34,6 +36,7 @@ __all__ = [
     "Defaults",
     "Discovery",
     "KeySource",
+    "Preset",
     "Problem",
     "Provider",
     "Route",
@@ -49,6 +52,7 @@ __all__ = [
     "load_discovered",
     "load_file",
     "load_legacy",
+    "preset_for_url",
     "redact",
     "render_toml",
 ]

@@ -26,9 +26,10 @@ from rules.model import (
     ServerConfig,
     Target,
 )
+from rules.presets import apply_preset
 from rules.semantics import route_names
 
-__all__ = ["build_ruleset", "key_source"]
+__all__ = ["build_provider", "build_ruleset", "key_source"]
 
 Doc = Mapping[str, Any]
 
@@ -39,7 +40,7 @@ QUEUE_PER_SLOT = 4
 def build_ruleset(doc: Doc, source: ConfigSource) -> RuleSet:
     """The RuleSet a valid document describes (without warnings: the loader adds those)."""
     defaults = _defaults(doc.get("defaults", {}))
-    providers = {name: _provider(name, p, defaults) for name, p in doc["providers"].items()}
+    providers = {name: build_provider(name, p, defaults) for name, p in doc["providers"].items()}
     names = route_names(doc)
     routes = tuple(
         _route(index, names[index], r, providers, defaults) for index, r in enumerate(doc["route"])
@@ -80,9 +81,11 @@ def _server(table: Doc) -> ServerConfig:
     )
 
 
-def _provider(name: str, table: Doc, defaults: Defaults) -> Provider:
-    key = table["key"]
-    chain: Sequence[Doc] = key if isinstance(key, list) else [key]
+def build_provider(name: str, written: Doc, defaults: Defaults) -> Provider:
+    """The Provider a checked ``[providers.NAME]`` table describes, its preset applied."""
+    table = apply_preset(written)
+    key = table.get("key", ())  # absent only beside a preset that needs none: send no credential
+    chain: Sequence[Doc] = key if isinstance(key, (list, tuple)) else [key]
     betas = table.get("betas", "forward")
     count_tokens = table.get("count_tokens", "forward")
     max_concurrent = table.get("max_concurrent")
@@ -113,6 +116,8 @@ def _provider(name: str, table: Doc, defaults: Defaults) -> Provider:
         connect_timeout_s=float(table.get("connect_timeout_s", defaults.connect_timeout_s)),
         max_concurrent=max_concurrent,
         max_queue=max_queue,
+        preset=table.get("preset"),
+        file_keys=frozenset(written),
     )
 
 

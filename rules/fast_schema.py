@@ -25,6 +25,8 @@ Check = Callable[[Any], bool]
 
 # Keywords that only annotate (editors show them); they never change validity.
 _ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "title", "description", "default", "examples", "$defs"})
+# Keywords read by another keyword's maker: `then` and `else` belong to `if`.
+_READ_BY_IF = frozenset({"then", "else"})
 
 
 def compile_schema(schema: Mapping[str, Any] | bool) -> Check:
@@ -41,7 +43,7 @@ def compile_schema(schema: Mapping[str, Any] | bool) -> Check:
         # Tables are most of a config: one pass over the keys for all the table keywords.
         checks.append(_table(schema))
     for keyword, value in schema.items():
-        if keyword in _ANNOTATIONS or (checks and keyword in _TABLE_KEYWORDS):
+        if keyword in _ANNOTATIONS or keyword in _READ_BY_IF or (checks and keyword in _TABLE_KEYWORDS):
             continue
         make = _KEYWORDS.get(keyword)
         if make is None:
@@ -314,6 +316,19 @@ def _one_of(value: list[Any], schema: Mapping[str, Any]) -> Check:
     return lambda v: sum(1 for branch in branches if branch(v)) == 1
 
 
+def _if(value: Any, schema: Mapping[str, Any]) -> Check:
+    # As in JSON Schema: `then` applies where `if` holds, `else` where it does not; absent, true.
+    condition = compile_schema(value)
+    then = compile_schema(schema.get("then", True))
+    otherwise = compile_schema(schema.get("else", True))
+    return lambda v: then(v) if condition(v) else otherwise(v)
+
+
+def _not(value: Any, schema: Mapping[str, Any]) -> Check:
+    sub = compile_schema(value)
+    return lambda v: not sub(v)
+
+
 _KEYWORDS: dict[str, Callable[[Any, Mapping[str, Any]], Check]] = {
     "type": _type,
     "const": _const,
@@ -338,4 +353,6 @@ _KEYWORDS: dict[str, Callable[[Any, Mapping[str, Any]], Check]] = {
     "exclusiveMaximum": _bound(lambda v, bound: v < bound),
     "anyOf": _any_of,
     "oneOf": _one_of,
+    "if": _if,
+    "not": _not,
 }

@@ -9,7 +9,7 @@ People who used the original proxy configured it with variables only, for exampl
 The same variables, unchanged, route the same way here. They become::
 
     [providers.haiku]                         # one per tier whose T_PROVIDER_BASE_URL is set
-    base_url = "https://api.z.ai/api/anthropic"
+    preset = "zai"                            # api.z.ai is Z.AI: its documented wire policy
     key = { env = "HAIKU_PROVIDER_API_KEY" }
     auth = "x-api-key"
 
@@ -58,9 +58,14 @@ Decisions, and why (what a user of the original proxy expects):
 - The ``anthropic`` key tries the OAuth file first and then the client's credentials: the
   original always used the Claude subscription login it found on disk, and Claude Code users
   of the original often set a dummy ``ANTHROPIC_API_KEY`` that must not win over it.
-- Wire policies (betas, thinking, count_tokens, ...) keep their defaults: the variables never
-  said anything about them, and the defaults are the safe ones for Anthropic-compatible
-  endpoints.
+- A base URL whose host is a known provider's (``preset_for_url``: api.z.ai, api.deepseek.com,
+  ...) gets that provider's preset, so its wire policy (betas, system_turns, count_tokens, ...)
+  is the documented one: the seed setup, Haiku on Z.AI, otherwise sends Claude Code's
+  ``role: "system"`` turns and Anthropic-only fields to a provider that refuses them. The URL
+  itself and ``auth = "x-api-key"`` stay as the variables and the original proxy had them.
+  Any other URL keeps the default policy: the variables say nothing about it.
+- Messages never quote a value that looks like a key (a key pasted into a URL variable), and
+  show URLs without user name, password, query and fragment.
 """
 
 from __future__ import annotations
@@ -72,6 +77,9 @@ from typing import Any
 from rules.errors import ConfigError, Problem
 from rules.matching import Matcher
 from rules.model import ConfigSource, RuleSet
+from rules.presets import preset_for_url
+from rules.redact import concealed, looks_secret, safe_url
+from rules.schema_messages import show
 
 __all__ = [
     "ANTHROPIC_BASE_URL",
@@ -124,9 +132,12 @@ def legacy_configured(env: Mapping[str, str]) -> bool:
 def _check_url(value: str, variable: str) -> tuple[str, Problem | None]:
     """The URL without a trailing slash, or a problem naming the variable."""
     if not value.lower().startswith(("http://", "https://")) or value.endswith("://"):
+        if looks_secret(value):
+            said = f"{variable} holds what looks like a key ({concealed(value)}, not shown), not a URL"
+        else:
+            said = f"{variable}={safe_url(value)!r} is not an http(s) URL"
         return value, Problem(
-            f"{variable}={value!r} is not an http(s) URL; "
-            f"set it to the provider's base URL, e.g. https://api.z.ai/api/anthropic",
+            f"{said}; set it to the provider's base URL, e.g. https://api.z.ai/api/anthropic",
             file=ENV_FILE,
             path=variable,
         )
@@ -189,12 +200,14 @@ def _build(env: Mapping[str, str]) -> tuple[dict[str, Any], list[Problem], list[
             errors.append(
                 Problem(
                     f"{url_var} is set but {key_var} is not; set {key_var} to the API key "
-                    f"of {url}, or unset {url_var} to send {tier} models to Anthropic",
+                    f"of {safe_url(url)}, or unset {url_var} to send {tier} models to Anthropic",
                     file=ENV_FILE,
                     path=key_var,
                 )
             )
-        providers[tier] = {"base_url": url, "key": {"env": key_var}, "auth": "x-api-key"}
+        provider: dict[str, Any] = {"base_url": url, "key": {"env": key_var}, "auth": "x-api-key"}
+        preset = preset_for_url(url) if problem is None else None
+        providers[tier] = provider if preset is None else {"preset": preset, **provider}
 
         match: list[str] = []
         name = _tier_model_name(env, tier)
@@ -206,8 +219,8 @@ def _build(env: Mapping[str, str]) -> tuple[dict[str, Any], list[Problem], list[
                 by = next(p for p in earlier[taken] if Matcher([[p]]).resolve(name) == 0)
                 warnings.append(
                     Problem(
-                        f"{name!r} is already routed to {routes[taken]['name']} "
-                        f"(matched by {by!r}), so it is not added "
+                        f"{show(name)} is already routed to {routes[taken]['name']} "
+                        f"(matched by {show(by)}), so it is not added "
                         f"to route {tier}; give each tier its own model name",
                         file=ENV_FILE,
                         path=model_var,
@@ -273,11 +286,17 @@ def legacy_header(env: Mapping[str, str]) -> str:
             per_tier.append("  " + ", ".join(v for v in used if _get(env, v)))
     if _get(env, "GATEWAY_ANTHROPIC_BASE_URL"):
         per_tier.append("  GATEWAY_ANTHROPIC_BASE_URL")
+    presets = sorted({p for t in LEGACY_TIERS if (p := preset_for_url(_get(env, _base_url_var(t))))})
     lines = [
         "routes.toml generated by `gateway routes --from-env` from the legacy environment",
         "(the original proxy's variables), from:",
         *(per_tier or ["  (none set: every model goes to Anthropic)"]),
         "API keys stay in the environment: each provider reads its *_PROVIDER_API_KEY variable.",
+        *(
+            [f"`preset` ({', '.join(presets)}): that provider's documented wire policy (docs/providers.md)."]
+            if presets
+            else []
+        ),
         "Save this as routes.toml where you run `gateway serve`: the file then takes precedence",
         "over the variables, and you can edit it (check it with `gateway validate routes.toml`).",
     ]

@@ -17,6 +17,8 @@ import bisect
 import re
 from collections.abc import Sequence
 
+from rules.redact import looks_secret, secret_prefix
+
 __all__ = ["ConfigPath", "LineMap", "format_path", "scan"]
 
 PathPart = str | int
@@ -29,14 +31,18 @@ _ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", "e": "\x1b", 
 def format_path(path: Sequence[PathPart]) -> str:
     """``("route", 2, "to", 0, "provider")`` -> ``route[2].to[0].provider``.
 
-    Keys that are not bare TOML keys are quoted, so the path reads as the file would spell it.
+    Keys that are not bare TOML keys are quoted, so the path reads as the file would spell it;
+    a key that looks like a credential (pasted as a table name) is cut to ``"sk-ant-..."``.
     """
     out: list[str] = []
     for part in path:
         if isinstance(part, int):
             out.append(f"[{part}]")
             continue
-        key = part if _BARE_KEY.fullmatch(part) else _quote(part)
+        if looks_secret(part):
+            key = f'"{secret_prefix(part)}..."'
+        else:
+            key = part if _BARE_KEY.fullmatch(part) else _quote(part)
         out.append(key if not out else "." + key)
     return "".join(out)
 

@@ -15,6 +15,7 @@ from typing import Literal
 
 from rules.errors import Problem
 from rules.matching import Matcher
+from rules.presets import PRESETS
 from rules.redact import redact
 
 __all__ = [
@@ -49,6 +50,8 @@ ThinkingParamPolicy = Literal["keep", "drop", "no_budget"]
 SystemTurnsPolicy = Literal["keep", "merge"]
 ToolChoicePolicy = Literal["keep", "auto"]
 SourceKind = Literal["file", "env", "default"]
+# Where a provider's effective value came from: the file, a preset ("preset zai"), or neither.
+Origin = str
 
 DEFAULT_FALLBACK_ON: frozenset[int] = frozenset({429, 500, 502, 503, 504, 529})
 DEFAULT_TIMEOUT_S = 600.0
@@ -110,11 +113,15 @@ class CountTokensPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Provider:
-    """An upstream: where it is, how to authenticate, and what it accepts on the wire."""
+    """An upstream: where it is, how to authenticate, and what it accepts on the wire.
+
+    ``key`` may be empty only for a provider whose preset needs no key (ollama, vllm): then
+    no credential is sent, and the client's credentials are not passed on either.
+    """
 
     name: str
     base_url: str  # without a trailing slash
-    key: tuple[KeySource, ...]  # a chain: the first source that yields a credential wins
+    key: tuple[KeySource, ...]  # a chain: the first source that yields a credential wins; () = none
     auth: AuthForm | None = None  # None: the form the key source implies
     betas: BetaPolicy = BetaPolicy()
     thinking: ThinkingPolicy = "foreign"
@@ -129,11 +136,33 @@ class Provider:
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
     max_concurrent: int | None = None
     max_queue: int | None = None
+    preset: str | None = None  # the `preset` it names, if any
+    # The routes.toml keys the file wrote for this provider: with `preset`, where each value
+    # came from. Provenance only: two providers that behave alike compare equal.
+    file_keys: frozenset[str] = field(default_factory=frozenset, compare=False)
     header_names: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Lower-cased once per config, for the per-request header merge.
         object.__setattr__(self, "header_names", frozenset(name.lower() for name, _ in self.headers))
+
+    def origin(self, key: str) -> Origin:
+        """Where the value of routes.toml key ``key`` came from: ``"file"``, ``"preset zai"``, or
+        ``"default"`` (neither: the built-in default, or the ``[defaults]`` table for timeouts).
+        """
+        if key in self.file_keys:
+            return "file"
+        if self.preset is not None and PRESETS[self.preset].fills(key):
+            return f"preset {self.preset}"
+        return "default"
+
+    @property
+    def origins(self) -> dict[str, Origin]:
+        """``origin(key)`` of every key the file or the preset set: ``{"base_url": "preset zai", ...}``."""
+        keys = set(self.file_keys) - {"preset"}
+        if self.preset is not None:
+            keys |= {k for k in _PROVIDER_KEYS if PRESETS[self.preset].fills(k)}
+        return {k: self.origin(k) for k in _PROVIDER_KEYS if k in keys}
 
     def policy(self) -> dict[str, object]:
         """The wire-policy settings that differ from the defaults, as written in routes.toml."""
@@ -174,6 +203,14 @@ class Provider:
             or self.drop_fields
             or self.strip_cache_control
         )
+
+
+# routes.toml's provider keys, in the schema's order (for `origins`).
+_PROVIDER_KEYS = (
+    "base_url", "key", "auth", "betas", "thinking", "thinking_param", "system_turns", "tool_choice",
+    "count_tokens", "drop_fields", "strip_cache_control", "headers", "timeout_s", "connect_timeout_s",
+    "max_concurrent", "max_queue",
+)
 
 
 @dataclass(frozen=True, slots=True)

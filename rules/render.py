@@ -8,7 +8,8 @@ to their defaults left out. Provider ``timeout_s`` / ``connect_timeout_s`` and r
 ``fallback_on`` are compared with the RuleSet's ``[defaults]``, which the loader applies to
 every provider and route that does not set its own; ``max_queue`` is written only when it
 differs from the one the loader derives from ``max_concurrent``, and a route name the loader
-made up (``route[2]``) is not written.
+made up (``route[2]``) is not written. A provider with a preset is written as ``preset =
+"zai"`` and only the keys whose values differ from what the preset gives.
 
 The TOML emitter is the few lines below rather than a dependency: routes.toml needs only
 strings, numbers, booleans, arrays and inline tables, and basic strings escaped per TOML 1.0.
@@ -19,8 +20,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
+from functools import cache
 
-from rules.build import QUEUE_PER_SLOT
+from rules.build import QUEUE_PER_SLOT, build_provider
 from rules.model import (
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_FALLBACK_ON,
@@ -28,12 +30,14 @@ from rules.model import (
     DEFAULT_TIMEOUT_S,
     BetaPolicy,
     CountTokensPolicy,
+    Defaults,
     KeySource,
     Provider,
     Route,
     RuleSet,
     ServerConfig,
 )
+from rules.presets import PRESETS
 from rules.semantics import route_names
 
 __all__ = ["render_toml", "toml_key", "toml_string"]
@@ -141,10 +145,22 @@ def _server(server: ServerConfig) -> list[str]:
     return lines
 
 
+@cache
+def _baseline(preset: str | None) -> Provider:
+    """What a provider gets without writing a key: the built-in defaults, or its preset's values."""
+    if preset is None:
+        return _PROVIDER_DEFAULTS
+    return build_provider("", {"preset": preset, "base_url": PRESETS[preset].base_url or ""}, Defaults())
+
+
 def _provider(p: Provider, defaults_timeout: float, defaults_connect: float) -> list[str]:
-    d = _PROVIDER_DEFAULTS
-    lines = [f"base_url = {toml_string(p.base_url)}", f"key = {_key_chain(p.key)}"]
-    if p.auth is not None:
+    d = _baseline(p.preset)
+    lines = [] if p.preset is None else [f"preset = {toml_string(p.preset)}"]
+    if p.base_url != d.base_url:
+        lines.append(f"base_url = {toml_string(p.base_url)}")
+    if p.key:  # none: a preset that needs no key, and the file gave none
+        lines.append(f"key = {_key_chain(p.key)}")
+    if p.auth != d.auth and p.auth is not None:
         lines.append(f"auth = {toml_string(p.auth)}")
     if p.betas != d.betas:
         lines.append(f"betas = {_betas(p.betas)}")
@@ -154,10 +170,10 @@ def _provider(p: Provider, defaults_timeout: float, defaults_connect: float) -> 
             lines.append(f"{field} = {toml_string(value)}")
     if p.count_tokens != d.count_tokens:
         lines.append(f"count_tokens = {_count_tokens(p.count_tokens)}")
-    if p.drop_fields:
+    if p.drop_fields != d.drop_fields:
         lines.append(f"drop_fields = {_array(_strings(p.drop_fields))}")
-    if p.strip_cache_control:
-        lines.append("strip_cache_control = true")
+    if p.strip_cache_control != d.strip_cache_control:
+        lines.append(f"strip_cache_control = {'true' if p.strip_cache_control else 'false'}")
     if p.headers:
         lines.append(f"headers = {_inline((k, toml_string(v)) for k, v in p.headers)}")
     if p.timeout_s != defaults_timeout:

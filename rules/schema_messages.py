@@ -23,6 +23,7 @@ from jsonschema.exceptions import ValidationError
 
 from rules.errors import Severity
 from rules.locate import ConfigPath
+from rules.redact import concealed, looks_secret, may_be_secret, pasted_key, safe_url
 
 __all__ = ["Finding", "did_you_mean", "expected", "kind", "messages", "show"]
 
@@ -41,8 +42,13 @@ class Finding:
 # --- words for values ---------------------------------------------------------------------
 
 def show(value: Any) -> str:
-    """A value as a user wrote it in TOML: ``'text'``, ``42``, ``true``, ``a table``."""
+    """A value as a user wrote it in TOML: ``'text'``, ``42``, ``true``, ``a table``.
+
+    A string that looks like a credential is never quoted whole: ``'sk-ant-...'``.
+    """
     if isinstance(value, str):
+        if looks_secret(value):
+            return concealed(value)
         text = value if len(value) <= _MAX_SHOWN else value[: _MAX_SHOWN - 3] + "..."
         text = text.replace("\\", "\\\\").replace("'", "\\'")
         return "'" + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text) + "'"
@@ -195,6 +201,12 @@ def _translate(error: ValidationError, path: ConfigPath) -> list[_Said]:
     schema: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
     value = error.instance
 
+    pasted = pasted_key(path, value)
+    if pasted is not None:
+        # A key where a variable name, a path or a key source belongs: say so, whatever the
+        # schema found wrong with it, and never quote it.
+        return [(Finding(path, pasted), True)]
+
     if "propertyNames" in error.relative_schema_path:
         # jsonschema reports a bad key at its table; the key itself is the place.
         return [(Finding(path + (str(value),), f"invalid name {show(value)}: expected {expected(schema)}"), False)]
@@ -230,7 +242,7 @@ def _translate(error: ValidationError, path: ConfigPath) -> list[_Said]:
         return _translate_choice(error, path)
 
     if keyword == "type":
-        return [(Finding(path, f"expected {expected(schema)}, got {_got(value)}"), True)]
+        return [(Finding(path, f"expected {expected(schema)}, got {_got(value, path)}"), True)]
 
     if keyword in ("enum", "const"):
         allowed = [expected(schema)] if "title" in schema else _forms([schema])
@@ -239,7 +251,8 @@ def _translate(error: ValidationError, path: ConfigPath) -> list[_Said]:
     if keyword == "uniqueItems" and isinstance(value, list):
         for index, item in enumerate(value):
             if any(_same(item, earlier) for earlier in value[:index]):
-                return [(Finding(path + (index,), f"{show(item)} is listed twice (each may appear once)"), False)]
+                said = _shown(item, path + (index,))
+                return [(Finding(path + (index,), f"{said} is listed twice (each may appear once)"), False)]
 
     if keyword in ("minProperties", "maxProperties") and isinstance(value, Mapping):
         known = [str(k) for k in value if k in schema.get("properties", value)]
@@ -254,13 +267,27 @@ def _translate(error: ValidationError, path: ConfigPath) -> list[_Said]:
 
     # minItems, pattern, minLength, minimum, maximum, exclusiveMinimum, ...: the value has the
     # right type but not an allowed value; say what is allowed.
-    return [(Finding(path, f"expected {expected(schema)}, got {_got(value)}"), False)]
+    return [(Finding(path, f"expected {expected(schema)}, got {_got(value, path)}"), False)]
 
 
-def _got(value: Any) -> str:
-    """``'8082' (a string)``; a table or a list needs no type after it."""
+def _shown(value: Any, path: ConfigPath) -> str:
+    """``show(value)``, or as much of it as is safe where it may be a secret."""
+    if not isinstance(value, (Mapping, list, tuple)) and may_be_secret(path, value):
+        return concealed(value) if isinstance(value, str) else kind(value)
+    return show(value)
+
+
+def _got(value: Any, path: ConfigPath) -> str:
+    """``'8082' (a string)``; a table or a list needs no type after it; a secret is not shown."""
     if isinstance(value, (Mapping, list, tuple)):
         return show(value)
+    if isinstance(value, str) and path[-1:] == ("base_url",):
+        partly = "" if safe_url(value) == value else ", parts not shown: they may be secret"
+        return f"{show(safe_url(value))} (a string{partly})"
+    if may_be_secret(path, value):
+        if isinstance(value, str):
+            return f"{concealed(value)} (a string, not shown: it may be a secret)"
+        return f"{kind(value)} (not shown: it may be a secret)"
     return f"{show(value)} ({kind(value)})"
 
 
@@ -272,12 +299,14 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _not_allowed(value: Any, allowed: Sequence[str], path: ConfigPath) -> _Said:
+    if may_be_secret(path, value):
+        return (Finding(path, f"expected {_or_list(allowed)}, got {_got(value, path)}"), False)
     if isinstance(value, str):
         words = [a[1:-1] for a in allowed if a.startswith("'") and a.endswith("'")]
         guess = did_you_mean(value, words) if words else None
         hint = f"did you mean {show(guess)}? " if guess else ""
         return (Finding(path, f"{show(value)} is not allowed here ({hint}allowed: {_or_list(allowed)})"), False)
-    return (Finding(path, f"expected {_or_list(allowed)}, got {_got(value)}"), False)
+    return (Finding(path, f"expected {_or_list(allowed)}, got {_got(value, path)}"), False)
 
 
 def _fits(branch: Mapping[str, Any], value: Any) -> bool:
@@ -327,4 +356,4 @@ def _translate_choice(error: ValidationError, path: ConfigPath) -> list[_Said]:
     # A string meant as one of the named values ('dropp' for 'drop'): "not allowed here".
     if isinstance(value, str) and any(("enum" in b or "const" in b) and _fits(b, value) for b in branches):
         return [_not_allowed(value, forms, path)]
-    return [(Finding(path, f"expected {_or_list(forms)}, got {_got(value)}"), True)]
+    return [(Finding(path, f"expected {_or_list(forms)}, got {_got(value, path)}"), True)]

@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 
 from rules.locate import ConfigPath
 from rules.patterns import is_catch_all
-from rules.redact import redact
+from rules.presets import PRESETS
+from rules.redact import pasted_key, safe_url, secret_prefix
 from rules.schema_messages import Finding, did_you_mean, show
 from rules.shadowing import Shadowed
 
@@ -49,8 +50,10 @@ def check(doc: Doc, env: Mapping[str, str] | None) -> list[Finding]:
 def _provider_findings(providers: Mapping[str, Doc], env: Mapping[str, str] | None) -> Iterator[Finding]:
     for name, provider in providers.items():
         at: ConfigPath = ("providers", name)
-        yield from _base_url_findings(provider["base_url"], at + ("base_url",))
-        key = provider["key"]
+        yield from _preset_findings(provider, at)
+        if "base_url" in provider:
+            yield from _base_url_findings(provider["base_url"], at + ("base_url",))
+        key = provider.get("key", [])  # absent: the schema or _preset_findings has said if it may be
         chain = key if isinstance(key, list) else [key]
         for index, source in enumerate(chain):
             where = at + (("key", index) if isinstance(key, list) else ("key",))
@@ -74,42 +77,71 @@ def _provider_findings(providers: Mapping[str, Doc], env: Mapping[str, str] | No
                 yield Finding(at + ("count_tokens", "via"), _unknown_provider(via, providers))
 
 
+def _preset_findings(provider: Doc, at: ConfigPath) -> Iterator[Finding]:
+    """What a preset leaves to the file: vllm's base_url, and the key of presets that need one."""
+    if "preset" not in provider:
+        return  # the schema required base_url and key
+    preset = PRESETS[provider["preset"]]
+    if "base_url" not in provider and preset.base_url is None:
+        yield Finding(
+            at,
+            f"preset {show(preset.name)} has no public base URL: add base_url, the address your "
+            'server listens on, such as base_url = "http://localhost:8000" (vLLM\'s default port; '
+            "llama-server's is 8080)",
+        )
+    if "key" not in provider and preset.needs_key:
+        yield Finding(
+            at,
+            f"missing required key 'key': preset {show(preset.name)} needs a credential; "
+            f"add key = {preset.key_example}",
+        )
+
+
 def _base_url_findings(url: str, at: ConfigPath) -> Iterator[Finding]:
+    # Every message shows the URL without user name, password, query and fragment: those are
+    # where people put keys (https://user:key@host, ?key=...). Query names are said apart.
+    shown = show(safe_url(url.partition("#")[0].partition("?")[0]))
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
         # urllib's reasons: a port that is not a number or out of range, unbalanced [IPv6].
-        reason = "its port is not a number from 1 to 65535" if "port" in str(exc).lower() else str(exc)
-        yield Finding(at, f"base_url {show(url)} is not a valid URL: {reason}")
+        reason = "its port is not a number from 1 to 65535" if "port" in str(exc).lower() else "its host is not valid"
+        yield Finding(at, f"base_url {shown} is not a valid URL: {reason}")
         return
     del port  # read only to have urlsplit check it
     if parts.username is not None or parts.password is not None:
-        yield Finding(at, "base_url must not hold a user name or password: credentials come from `key`")
-        # Never echo the secret in the messages that follow.
-        url = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+        yield Finding(at, "base_url must not hold a user name or password (not shown): credentials come from `key`")
     elif not parts.hostname:
-        yield Finding(at, f"base_url {show(url)} has no host name")
+        yield Finding(at, f"base_url {shown} has no host name")
     if parts.query:
+        query = safe_url("?" + parts.query)
         yield Finding(
             at,
-            f"base_url {show(url)} must not have a query ({show('?' + parts.query)}): "
+            f"base_url {shown} must not have a query ({query}): "
             "the gateway appends each request's own path and query",
         )
     if parts.fragment:
-        yield Finding(at, f"base_url {show(url)} must not have a fragment ({show('#' + parts.fragment)})")
+        yield Finding(at, f"base_url {shown} must not have a fragment (#...)")
 
 
 def _key_source_findings(
     source: Doc, at: ConfigPath, env: Mapping[str, str] | None, *, effect: str
 ) -> Iterator[Finding]:
     if "value" in source:
+        prefix = secret_prefix(source["value"])
+        kind = f"a key ({prefix}..., not shown)" if prefix else "a key"
         yield Finding(
             at + ("value",),
-            f"the key {redact(source['value'])} is written in the file: anyone who can read it has "
-            'the secret; prefer { env = "NAME" } and set NAME in the environment',
+            f"{kind} is written in the file: anyone who can read the file has the secret; "
+            'prefer { env = "NAME" } and set NAME in the environment',
             "warning",
         )
+    for kind_of_source in ("env", "oauth_file"):
+        pasted = pasted_key(at + (kind_of_source,), source.get(kind_of_source))
+        if pasted is not None:
+            yield Finding(at + (kind_of_source,), pasted)
+            return  # a variable named after a key is not "unset": the message above says it all
     if "env" in source and env is not None:
         name = source["env"]
         state = "is not set" if name not in env else "is empty" if not env[name] else None

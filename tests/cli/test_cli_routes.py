@@ -18,6 +18,8 @@ def test_rendered_legacy_env_validates_and_routes_haiku(run: Run, workdir: Path)
     assert result.code == 0, result.err
     assert result.out.startswith("#")
     assert "[providers.haiku]" in result.out
+    # Z.AI's URL: the zai preset, with the x-api-key the original proxy sent.
+    assert '[providers.haiku]\npreset = "zai"\nkey = { env = "HAIKU_PROVIDER_API_KEY" }\nauth = "x-api-key"\n' in result.out
     # The key is referenced by name, never copied into the file.
     assert "zai-secret-key" not in result.out
     (workdir / "legacy.toml").write_text(result.out, encoding="utf-8")
@@ -30,6 +32,8 @@ def test_rendered_legacy_env_validates_and_routes_haiku(run: Run, workdir: Path)
         assert explained.code == 0, explained.err
         assert "target 1: provider haiku" in explained.out.splitlines()
         assert "env HAIKU_PROVIDER_API_KEY: available now" in explained.out
+        assert "  upstream URL:   https://api.z.ai/api/anthropic/v1/messages" in explained.out
+        assert 'system_turns = "merge"' in explained.out and 'preset = "zai"' in explained.out
 
     sonnet = run("explain", "claude-sonnet-5-5", "--config", "legacy.toml", env=HAIKU_ENV)
     assert "target 1: provider anthropic" in sonnet.out.splitlines()

@@ -67,14 +67,14 @@ def test_valid_file_exits_0_with_no_problem_lines(run: Run, workdir: Path) -> No
 
 def test_every_example_is_valid(run: Run) -> None:
     files = sorted(str(p) for p in EXAMPLES.glob("*.toml"))
-    assert len(files) == 5
+    assert len(files) == 7
     result = run("validate", *files)
     assert result.code == 0, result.out + result.err
 
 
 def test_every_example_passes_strict_when_its_variables_are_set(run: Run) -> None:
     files = sorted(str(p) for p in EXAMPLES.glob("*.toml"))
-    env = {"ZAI_API_KEY": "zai-test-key", "GATEWAY_CLIENT_KEY": "client-test-key"}
+    env = {"ZAI_API_KEY": "zai-test-key", "GATEWAY_CLIENT_KEY": "client-test-key", "DEEPSEEK_API_KEY": "ds-test-key"}
     result = run("validate", "--strict", *files, env=env)
     assert result.code == 0, result.out + result.err
     assert result.out == ""

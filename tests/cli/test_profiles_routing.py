@@ -29,14 +29,30 @@ def anthropic_then_zai(model: str) -> Targets:
     return [("anthropic", model), ("zai", "glm-4.7")]
 
 
+def deepseek(model: str) -> Targets:
+    return [("deepseek", model)]  # DeepSeek maps Claude names itself
+
+
+def ollama(model: str) -> Targets:
+    return [("ollama", model)]
+
+
+OLLAMA_MODELS = ("qwen3-coder", "gpt-oss:20b")  # `claude --model ...` with a local model's name
+DEEPSEEK_MODELS = ("deepseek-chat", "deepseek-reasoner")
+
 EXPECTED: dict[str, dict[tuple[str, ...], Callable[[str], Targets]]] = {
     "mixed": {HAIKU: lambda m: zai("glm-4.7"), SONNET: anthropic, OPUS: anthropic, GLM: zai},
-    "all-zai": {HAIKU: lambda m: zai("glm-4.7"), SONNET: lambda m: zai("glm-4.7"),
-                OPUS: lambda m: zai("glm-4.5-air"), GLM: zai},
+    # Z.AI's own Claude Code guide: Opus and Sonnet on GLM-4.7, Haiku on GLM-4.5-Air.
+    "all-zai": {HAIKU: lambda m: zai("glm-4.5-air"), SONNET: lambda m: zai("glm-4.7"),
+                OPUS: lambda m: zai("glm-4.7"), GLM: zai},
+    "all-deepseek": {HAIKU: deepseek, SONNET: deepseek, OPUS: deepseek, DEEPSEEK_MODELS: deepseek},
     "anthropic-only": {HAIKU: anthropic, SONNET: anthropic, OPUS: anthropic},
     "fallback": {HAIKU: anthropic_then_zai, SONNET: anthropic_then_zai, OPUS: anthropic_then_zai, GLM: zai},
     "lan": {HAIKU: lambda m: zai("glm-4.7"), SONNET: anthropic, OPUS: anthropic, GLM: zai},
+    "local-ollama": {HAIKU: lambda m: ollama("qwen3-coder"), SONNET: lambda m: ollama("qwen3-coder"),
+                     OPUS: lambda m: ollama("qwen3-coder"), OLLAMA_MODELS: ollama},
 }
+ENV = {"ZAI_API_KEY": "x", "GATEWAY_CLIENT_KEY": "y", "DEEPSEEK_API_KEY": "z"}
 
 
 def test_every_profile_has_expectations() -> None:
@@ -45,7 +61,7 @@ def test_every_profile_has_expectations() -> None:
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_profile_routes_claude_code_model_names(profile: str) -> None:
-    ruleset = load_file(EXAMPLES / f"{profile}.toml", env={"ZAI_API_KEY": "x", "GATEWAY_CLIENT_KEY": "y"})
+    ruleset = load_file(EXAMPLES / f"{profile}.toml", env=ENV)
     assert ruleset.warnings == ()
     for names, expect in EXPECTED[profile].items():
         for name in names:
@@ -62,6 +78,16 @@ def test_profile_catches_every_other_name(profile: str) -> None:
     assert ruleset.resolve("some-future-model-9") is not None
 
 
+def test_every_provider_uses_its_preset() -> None:
+    # Short profiles: the wire policy comes from the preset, not from lines copied into each file.
+    for profile in PROFILES:
+        ruleset = load_file(EXAMPLES / f"{profile}.toml", env={})
+        for name, provider in ruleset.providers.items():
+            assert provider.preset == name, f"{profile}: {name}"
+            written = provider.file_keys - {"preset", "base_url", "key"}
+            assert written == set(), f"{profile}: {name} writes {sorted(written)} beside its preset"
+
+
 def test_zai_providers_carry_the_wire_policy_zai_needs() -> None:
     for profile in PROFILES:
         ruleset = load_file(EXAMPLES / f"{profile}.toml", env={})
@@ -69,6 +95,7 @@ def test_zai_providers_carry_the_wire_policy_zai_needs() -> None:
         if zai_provider is None:
             continue
         assert zai_provider.base_url == "https://api.z.ai/api/anthropic"
+        assert zai_provider.origin("system_turns") == "preset zai"
         assert [(k.kind, k.ref) for k in zai_provider.key] == [("env", "ZAI_API_KEY")]
         assert zai_provider.system_turns == "merge" and zai_provider.tool_choice == "auto"
         assert zai_provider.count_tokens.mode == "estimate" and zai_provider.betas.mode == "drop"
@@ -82,3 +109,19 @@ def test_lan_profile_passes_client_credentials_and_requires_client_keys() -> Non
     assert [k.kind for k in ruleset.providers["anthropic"].key] == ["client"]
     # Never a shared subscription on a LAN.
     assert all(k.kind != "oauth_file" for p in ruleset.providers.values() for k in p.key)
+
+
+def test_deepseek_profile_sends_its_key_as_x_api_key() -> None:
+    provider = load_file(EXAMPLES / "all-deepseek.toml", env={}).providers["deepseek"]
+    assert provider.base_url == "https://api.deepseek.com/anthropic"
+    assert [(k.kind, k.ref) for k in provider.key] == [("env", "DEEPSEEK_API_KEY")]
+    assert provider.auth == "x-api-key" and provider.count_tokens.mode == "estimate"
+
+
+def test_local_ollama_profile_needs_no_key_and_no_internet() -> None:
+    ruleset = load_file(EXAMPLES / "local-ollama.toml", env={})
+    assert ruleset.warnings == ()  # not even an unset variable: nothing to set
+    (provider,) = ruleset.providers.values()
+    assert provider.key == ()  # no credential sent, the client's not passed on
+    assert provider.base_url == "http://localhost:11434"
+    assert ruleset.server.host == "127.0.0.1"

@@ -98,7 +98,7 @@ def test_the_strict_fake_rejects_what_the_policy_fixes(upstream_factory: Upstrea
     text = profile_with_urls(EXAMPLES / "all-zai.toml", {"zai": zai.url})
     bare = "\n".join(
         line for line in text.splitlines()
-        if not line.startswith(("system_turns", "tool_choice", "betas", "drop_fields"))
+        if not line.startswith(("preset", "system_turns", "tool_choice", "betas", "drop_fields"))
     )
     gw = gateway_factory(bare, env={"ZAI_API_KEY": ZAI_KEY})
     response, _ = post_captured(gw, "cc_print_haiku_stream.json")

@@ -43,7 +43,7 @@ def test_secrets_are_redacted() -> None:
 
 
 def test_a_bare_body_gets_default_path_and_headers_and_the_model_asked_for() -> None:
-    text = preview("all-zai.toml", "claude-opus-5-5", request_bytes("cc_interactive_count_tokens.json"))
+    text = preview("all-zai.toml", "claude-haiku-5-5", request_bytes("cc_interactive_count_tokens.json"))
     assert "model glm-4.5-air" in text
     assert "POST https://api.z.ai/api/anthropic/v1/messages?beta=true" in text
     assert '+  "model": "glm-4.5-air",' in text

@@ -52,6 +52,8 @@ def provider_view(provider: Provider) -> dict[str, Any]:
         "connect_timeout_s": provider.connect_timeout_s,
         "max_concurrent": provider.max_concurrent,
         "max_queue": provider.max_queue,
+        "preset": provider.preset,
+        "origins": provider.origins,
     }
 
 

@@ -73,7 +73,7 @@ def test_no_tier_gives_only_anthropic_and_the_catch_all() -> None:
 def test_one_tier_without_default_model_name(tier: str) -> None:
     doc = legacy_document(tier_env(tier))
     assert doc["providers"] == {
-        tier: {"base_url": ZAI, "key": {"env": f"{tier.upper()}_PROVIDER_API_KEY"}, "auth": "x-api-key"},
+        tier: {"preset": "zai", "base_url": ZAI, "key": {"env": f"{tier.upper()}_PROVIDER_API_KEY"}, "auth": "x-api-key"},
         "anthropic": ANTHROPIC_PROVIDER,
     }
     assert doc["route"] == [{"name": tier, "match": [f"*{tier}*"], "to": tier}, DEFAULT_ROUTE]
@@ -92,6 +92,32 @@ def test_all_tiers_in_order_haiku_sonnet_opus_then_default() -> None:
     assert [r["name"] for r in doc["route"]] == ["haiku", "sonnet", "opus", "default"]
     assert list(doc["providers"]) == ["haiku", "sonnet", "opus", "anthropic"]
     assert doc["providers"]["sonnet"]["base_url"] == "http://127.0.0.1:9000"
+
+
+def test_a_known_providers_url_gets_its_preset_and_any_other_url_none() -> None:
+    env = tier_env("haiku") | tier_env("sonnet", url="http://127.0.0.1:9000") | tier_env("opus", url="https://api.deepseek.com/anthropic/")
+    doc = legacy_document(env)
+    assert doc["providers"]["haiku"]["preset"] == "zai"
+    assert "preset" not in doc["providers"]["sonnet"]
+    assert doc["providers"]["opus"] == {
+        "preset": "deepseek",
+        "base_url": "https://api.deepseek.com/anthropic",
+        "key": {"env": "OPUS_PROVIDER_API_KEY"},
+        "auth": "x-api-key",
+    }
+
+
+def test_the_seed_setup_compiles_to_zais_wire_policy() -> None:
+    # HAIKU on Z.AI, as the original proxy's README set it up: no longer a provider without policy.
+    rules = load_legacy(tier_env("haiku") | {"ANTHROPIC_DEFAULT_HAIKU_MODEL": "glm-4.7"})
+    haiku = rules.providers["haiku"]
+    assert haiku.preset == "zai" and haiku.base_url == ZAI
+    assert haiku.system_turns == "merge" and haiku.tool_choice == "auto" and haiku.betas.mode == "drop"
+    assert haiku.count_tokens.mode == "estimate"
+    assert set(haiku.drop_fields) == {"context_management", "output_config"}
+    assert haiku.auth == "x-api-key"  # as the original proxy sent it, not the preset's choice
+    assert haiku.origin("system_turns") == "preset zai" and haiku.origin("auth") == "file"
+    assert rules.providers["anthropic"].preset is None
 
 
 def test_default_model_name_of_an_unconfigured_tier_is_ignored() -> None:
@@ -170,6 +196,22 @@ def test_base_url_that_is_not_http_is_an_error_quoting_it() -> None:
     assert err.path == "OPUS_PROVIDER_BASE_URL"
     assert "'api.z.ai/api/anthropic'" in err.message
     assert "http" in err.message
+
+
+def test_a_key_pasted_into_the_url_variable_is_not_quoted() -> None:
+    secret = "sk-ant-api03-Zq8xWv2LmN4pR7tY9uB1cD3eF5gH6jK0"
+    err = error_of({"HAIKU_PROVIDER_BASE_URL": secret, "HAIKU_PROVIDER_API_KEY": "k"})
+    assert err.path == "HAIKU_PROVIDER_BASE_URL"
+    assert err.message == (
+        "HAIKU_PROVIDER_BASE_URL holds what looks like a key ('sk-ant-...', not shown), not a URL; "
+        "set it to the provider's base URL, e.g. https://api.z.ai/api/anthropic"
+    )
+
+
+def test_urls_in_messages_lose_their_credentials_and_query() -> None:
+    err = error_of({"HAIKU_PROVIDER_BASE_URL": "https://me:hunter2@api.z.ai/api/anthropic?key=s3cr3t"})
+    assert "hunter2" not in str(err) and "s3cr3t" not in str(err)
+    assert "API key of https://api.z.ai/api/anthropic?key=..." in err.message
 
 
 # --- GATEWAY_ANTHROPIC_BASE_URL ----------------------------------------------------------------
@@ -267,3 +309,8 @@ def test_header_names_the_variables_used_and_no_secret() -> None:
     assert "ANTHROPIC_DEFAULT_OPUS_MODEL" not in header
     assert "sk-very-secret" not in header
     assert "--from-env" in header
+
+
+def test_header_says_which_presets_the_urls_got() -> None:
+    assert "`preset` (zai): " in legacy_header(tier_env("haiku"))
+    assert "`preset`" not in legacy_header(tier_env("haiku", url="http://127.0.0.1:9000"))

@@ -12,6 +12,7 @@ from rules.discover import embedded_default
 from rules.legacy import legacy_header, load_legacy
 from rules.loader import check_bytes, compile_document, load_bytes
 from rules.model import RuleSet
+from rules.presets import PRESETS
 from rules.render import render_toml, toml_key, toml_string
 
 if sys.version_info >= (3, 11):
@@ -87,7 +88,7 @@ to = [{ provider = "anthropic" }, { provider = "zai", model = "glm-4.7" }]
 
 
 def same(a: RuleSet, b: RuleSet) -> bool:
-    """Equal rules: everything but where they came from and the warnings."""
+    """Equal rules: everything but where they came from and the warnings (and so provenance)."""
     return (dict(a.providers), a.routes, a.server, a.defaults) == (
         dict(b.providers),
         b.routes,
@@ -181,6 +182,55 @@ def test_values_are_compared_with_the_files_defaults_table() -> None:
     assert text.count("fallback_on") == 2
 
 
+PRESETS_TOML = """\
+version = 1
+
+[providers.zai]
+preset = "zai"
+key = { env = "ZAI_API_KEY" }
+count_tokens = { via = "anthropic" }
+drop_fields = []
+
+[providers.local]
+preset = "ollama"
+
+[providers.lab]
+preset = "vllm"
+base_url = "http://gpu:8000"
+
+[providers.router]
+preset = "openrouter"
+base_url = "https://openrouter.ai/api/"
+key = { env = "OPENROUTER_API_KEY" }
+auth = "x-api-key"
+strip_cache_control = false
+
+[providers.anthropic]
+preset = "anthropic"
+key = { client = true }
+
+[[route]]
+match = "*"
+to = [{ provider = "zai" }, { provider = "local" }, { provider = "lab" }, { provider = "router" }, { provider = "anthropic" }]
+"""
+
+
+def test_presets_are_written_with_only_the_keys_that_differ_from_them() -> None:
+    rules = load_bytes(PRESETS_TOML.encode(), file="presets.toml")
+    text, again = round_trip(rules)
+    assert same(rules, again)
+    assert {n: p.preset for n, p in again.providers.items()} == {n: p.preset for n, p in rules.providers.items()}
+    sections = {s.split("]", 1)[0]: s.split("]", 1)[1].strip() for s in text.split("\n[")[1:]}
+    assert sections["providers.zai"] == (
+        'preset = "zai"\nkey = { env = "ZAI_API_KEY" }\ncount_tokens = { via = "anthropic" }\ndrop_fields = []'
+    )
+    assert sections["providers.local"] == 'preset = "ollama"'  # no key: none is sent
+    assert sections["providers.lab"] == 'preset = "vllm"\nbase_url = "http://gpu:8000"'
+    # Equal to the preset's base URL (the trailing slash is dropped), so left out.
+    assert sections["providers.router"] == 'preset = "openrouter"\nkey = { env = "OPENROUTER_API_KEY" }\nauth = "x-api-key"'
+    assert sections["providers.anthropic"] == 'preset = "anthropic"\nkey = { client = true }'
+
+
 def test_derived_max_queue_is_left_out_and_an_explicit_one_kept() -> None:
     text = render_toml(load_bytes(FULL.encode(), file="full.toml"))
     assert "max_concurrent = 16\n" in text and "max_queue = 64" not in text
@@ -255,6 +305,10 @@ def test_routes_from_env_output_validates_without_errors_or_warnings() -> None:
     assert problems == []
     assert checked is not None and same(rules, checked)
     assert "sk-zai-secret" not in text and "sk-local" not in text
+    # Z.AI's URL gets its preset: written as such, and the same policy after the round trip.
+    assert text.count('preset = "zai"') == 2 and "system_turns" not in text
+    assert checked.providers["haiku"].preset == "zai" and checked.providers["sonnet"].preset is None
+    assert checked.providers["opus"].system_turns == "merge"
     for model, provider in [
         ("claude-haiku-5-5", "haiku"),
         ("glm-4.7", "haiku"),
@@ -305,10 +359,18 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
     names = draw(st.lists(_NAME, min_size=1, max_size=3, unique=True))
     providers = {}
     for name in names:
-        table = {
+        table: dict[str, Any] = {
             "base_url": draw(st.sampled_from(["https://a.example", "http://127.0.0.1:9/v1/", "https://例え.jp/\"p\"\\q"])),
             "key": draw(st.one_of(_KEY, st.lists(_KEY, min_size=1, max_size=3))),
         }
+        preset = draw(st.none() | st.sampled_from(sorted(PRESETS)))
+        if preset is not None:
+            # A preset may stand in for base_url (when it has one) and key (when it needs none).
+            table["preset"] = preset
+            if PRESETS[preset].base_url is not None and draw(st.booleans()):
+                del table["base_url"]
+            if not PRESETS[preset].needs_key and draw(st.booleans()):
+                del table["key"]
         table |= draw(
             _optional(
                 auth=st.sampled_from(["x-api-key", "bearer"]),
