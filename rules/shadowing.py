@@ -3,6 +3,12 @@
 It runs at every load, so it is built to stay near-linear: two names each pattern matches
 usually prove it is not covered, by a regex-free index lookup; the exact automaton check
 (language inclusion of globs) runs only for the few patterns left.
+
+Routes with ``when`` take part only where their conditions allow: an earlier pattern covers a
+later one only if its route's conditions hold whenever the later route's do
+(``conditions_cover``). Unions of conditional routes that together cover a later route (one
+for ``main``, one for every other class) are not looked for: the check may miss such a
+pattern, never report one that can match.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from rules.conditions import REQUEST_CLASSES, Conditions
 from rules.patterns import (
     ANY,
     GLOB_CHARS,
@@ -26,6 +33,7 @@ from rules.patterns import (
     tokenize,
 )
 
+_EVERY_CLASS = frozenset(REQUEST_CLASSES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,11 +122,41 @@ def _covered(pattern: str, earlier: Sequence[str]) -> bool:
     return True
 
 
-def find_shadowed(routes: Sequence[Sequence[str]]) -> list[Shadowed]:
-    """Every pattern that earlier patterns (of earlier routes, or earlier in its own list) cover."""
+def conditions_cover(earlier: Conditions | None, later: Conditions | None) -> bool:
+    """True when ``earlier`` holds for every request ``later`` holds for (None: no ``when``).
+
+    Key by key: ``earlier``'s request classes include ``later``'s, its agent_type globs match
+    every agent type ``later``'s do, and its server_tools is the same. A key ``later`` leaves
+    out allows any value, which only an ``earlier`` without that key (or listing every request
+    class) covers.
+    """
+    if earlier is None:
+        return True
+    classes = earlier.request_class
+    if classes is not None and classes != _EVERY_CLASS and (
+        later is None or later.request_class is None or not later.request_class <= classes
+    ):
+        return False
+    if earlier.server_tools is not None and (later is None or later.server_tools != earlier.server_tools):
+        return False
+    if earlier.agent_type is not None:
+        if later is None or later.agent_type is None:
+            return False  # later also takes requests without an agent type, which earlier never does
+        return all(_covered(glob, earlier.agent_type) for glob in later.agent_type)
+    return True
+
+
+def find_shadowed(
+    routes: Sequence[Sequence[str]], when: Sequence[Conditions | None] | None = None
+) -> list[Shadowed]:
+    """Every pattern that earlier patterns (of earlier routes, or earlier in its own list) cover.
+
+    ``when`` holds each route's conditions (None, or no argument: no route has any).
+    """
     flat: list[tuple[int, int, str]] = [
         (r, k, p) for r, patterns in enumerate(routes) for k, p in enumerate(patterns)
     ]
+    ok = _eligibility(flat, when)
     index = _FlatIndex([p for _, _, p in flat])
     # Globs indexed by literal prefix: two patterns can only overlap when one prefix starts
     # the other, which keeps this near-linear for the thousand-route files people generate.
@@ -133,9 +171,13 @@ def find_shadowed(routes: Sequence[Sequence[str]]) -> list[Shadowed]:
     for i, (route, position, pattern) in enumerate(flat):
         if not is_glob(pattern):
             j = index.first_match(pattern.lower(), before=i)
-            if j is not None:
+            if j is None:
+                continue
+            if ok is None or ok(j, i):
                 found.append(Shadowed(route, position, pattern, ((flat[j][0], flat[j][2]),)))
-            continue
+                continue
+            # The first earlier pattern taking the name applies to fewer requests than this
+            # one: a later earlier pattern may still cover it, so look as for a glob.
 
         # A name the pattern matches that no earlier pattern takes proves it is not covered:
         # two such tries settle almost every pattern before the exact (costly) check.
@@ -155,7 +197,7 @@ def find_shadowed(routes: Sequence[Sequence[str]]) -> list[Shadowed]:
             while lo < len(prefixes) and prefixes[lo].startswith(prefix):
                 candidates.update(by_prefix[prefixes[lo]])
                 lo += 1
-        earlier = sorted(j for j in candidates if j < i)
+        earlier = sorted(j for j in candidates if j < i and (ok is None or ok(j, i)))
         if not _has_wildcard(pattern):
             # A pattern made only of sets (e.g. "glm-4.[57]") matches a finite set of names,
             # which exact names listed earlier may cover. They start with its prefix: a range
@@ -163,7 +205,7 @@ def find_shadowed(routes: Sequence[Sequence[str]]) -> list[Shadowed]:
             lo = bisect.bisect_left(exact_names, (prefix,))
             while lo < len(exact_names) and exact_names[lo][0].startswith(prefix):
                 name, j = exact_names[lo]
-                if j < i and _tokens_match(index.tokens(i), name):
+                if j < i and (ok is None or ok(j, i)) and _tokens_match(index.tokens(i), name):
                     earlier.append(j)
                 lo += 1
         if not earlier:
@@ -189,6 +231,29 @@ def find_shadowed(routes: Sequence[Sequence[str]]) -> list[Shadowed]:
                 Shadowed(route, position, pattern, tuple((flat[j][0], flat[j][2]) for j in needed))
             )
     return found
+
+
+def _eligibility(
+    flat: Sequence[tuple[int, int, str]], when: Sequence[Conditions | None] | None
+) -> Callable[[int, int], bool] | None:
+    """Whether flat pattern ``j`` may cover flat pattern ``i``, by their routes' conditions.
+
+    None when no route has conditions: every earlier pattern may, as before ``when`` existed.
+    """
+    if when is None or all(w is None for w in when):
+        return None
+    decided: dict[tuple[int, int], bool] = {}
+
+    def ok(j: int, i: int) -> bool:
+        key = (flat[j][0], flat[i][0])
+        if key[0] == key[1]:
+            return True  # a route's own patterns share its conditions
+        answer = decided.get(key)
+        if answer is None:
+            answer = decided[key] = conditions_cover(when[key[0]], when[key[1]])
+        return answer
+
+    return ok
 
 
 class _FlatIndex:
