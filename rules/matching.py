@@ -26,7 +26,7 @@ class _Bucket:
         self.patterns = patterns
         self.routes = routes  # route index of each alternative, in order
         self._regex: re.Pattern[str] | None = None
-        self._each: tuple[re.Pattern[str], ...] | None = None
+        self._each: tuple[tuple[re.Pattern[str], tuple[int, ...]], ...] | None = None
 
     def fullmatch(self, name: str) -> re.Match[str] | None:
         if self._regex is None:
@@ -37,8 +37,13 @@ class _Bucket:
     def every_match(self, name: str) -> list[int]:
         """The route index of every alternative that matches ``name``, not only the first."""
         if self._each is None:
-            self._each = tuple(re.compile(glob_regex(p), re.DOTALL) for p in self.patterns)
-        return [route for regex, route in zip(self._each, self.routes) if regex.fullmatch(name)]
+            # One regex per distinct pattern: conditional routes often share one ("claude-*"
+            # for each of a hundred agent types).
+            grouped: dict[str, list[int]] = {}
+            for pattern, route in zip(self.patterns, self.routes):
+                grouped.setdefault(pattern.lower(), []).append(route)
+            self._each = tuple((re.compile(glob_regex(p), re.DOTALL), tuple(r)) for p, r in grouped.items())
+        return [route for regex, routes in self._each if regex.fullmatch(name) for route in routes]
 
 
 class Matcher:

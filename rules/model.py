@@ -257,26 +257,22 @@ class RuleSet:
         holds for ``facts``, or None. ``facts=None`` means a request without hint headers."""
         # The hot path, inlined: one dict lookup, then (for a name whose first matching route
         # has no `when`, every name of a model-only config) the answer itself.
-        try:
-            hit = self._answers[model]
-        except KeyError:
+        hit = self._answers.get(model)
+        if hit is None:
             hit = self._resolver.answer(model)
         if type(hit) is Candidates:
             return hit.pick(facts)
-        return hit  # type: ignore[return-value]  # a Route or None: mypy cannot narrow on type()
+        return hit or None  # type: ignore[return-value]  # a Route, or NO_ROUTE (empty): None
 
     def candidates(self, model: str) -> tuple[Route, ...]:
         """Every route ``model`` can reach under some facts, in order: the routes whose
         patterns match, up to and including the first without ``when`` (for ``gateway explain``)."""
-        try:
-            hit = self._answers[model]
-        except KeyError:
-            hit = self._resolver.answer(model)
+        hit = self._answers.get(model)
         if hit is None:
-            return ()
+            hit = self._resolver.answer(model)
         if isinstance(hit, Candidates):
             return hit.routes
-        return (hit,)
+        return (hit,) if hit else ()
 
     @property
     def route_names(self) -> tuple[str, ...]:

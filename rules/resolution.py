@@ -18,6 +18,7 @@ names matching ``claude-*`` does not build the indexes again for each.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -27,7 +28,7 @@ from rules.matching import _CACHE_LIMIT, Matcher
 if TYPE_CHECKING:
     from rules.model import Route
 
-__all__ = ["Answer", "Candidates", "Resolver"]
+__all__ = ["NO_ROUTE", "Answer", "Candidates", "Resolver"]
 
 _NO_FACTS = RequestFacts()
 
@@ -82,18 +83,24 @@ class Candidates:
         return choice.pick(facts.agent_type)
 
 
-# A cached answer: the route whatever the facts, None for no route, or the candidates to pick from.
-Answer: TypeAlias = "Route | Candidates | None"
+# A cached answer: the route whatever the facts, NO_ROUTE, or the candidates to pick from. Not
+# None for "no route", so that a plain dict.get tells a miss of the cache (an exception costs
+# more than the whole cached lookup).
+NO_ROUTE: tuple[()] = ()
+Answer: TypeAlias = "Route | Candidates | tuple[()]"
 
 
 class Resolver:
     """The per-name cache behind ``RuleSet.resolve``; ``answers`` is read directly there."""
 
-    __slots__ = ("_matcher", "_routes", "_shared", "answers")
+    __slots__ = ("_matcher", "_routes", "_shared", "_unconditional", "answers")
 
     def __init__(self, routes: tuple[Route, ...]) -> None:
         self._routes = routes
         self._matcher = Matcher([r.match for r in routes])
+        # The routes without `when` alone, to find where a name's candidates end; built on
+        # first use: model-only configs never need it.
+        self._unconditional: Matcher | None = None
         self.answers: dict[str, Answer] = {}
         self._shared: dict[tuple[int, ...], Candidates] = {}
 
@@ -103,23 +110,23 @@ class Resolver:
         first = self._matcher.find(model)
         found: Answer
         if first < 0:
-            found = None
+            found = NO_ROUTE
         elif routes[first].when is None:
             found = routes[first]
         else:
-            found = self._candidates(self._matcher.find_all(model))
+            found = self._candidates(model)
         if len(self.answers) >= _CACHE_LIMIT:
             self.answers.clear()  # model names are few; a flood of distinct ones must not grow memory
         self.answers[model] = found
         return found
 
-    def _candidates(self, matching: list[int]) -> Candidates:
-        indices: list[int] = []
-        for index in matching:
-            indices.append(index)
-            if self._routes[index].when is None:
-                break  # it always applies: nothing after it can be reached
-        key = tuple(indices)
+    def _candidates(self, model: str) -> Candidates:
+        if self._unconditional is None:
+            self._unconditional = Matcher([() if r.when else r.match for r in self._routes])
+        matching = self._matcher.find_all(model)
+        last = self._unconditional.find(model)
+        # The first matching route without `when` always applies: nothing after it is reached.
+        key = tuple(matching if last < 0 else matching[: bisect.bisect_right(matching, last)])
         shared = self._shared.get(key)
         if shared is None:
             if len(self._shared) >= _CACHE_LIMIT:
