@@ -3,6 +3,9 @@
     python benchmarks/rules_bench.py [--quick]
 
 Targets (issue 2): resolve < 5 us at 1,000 routes; load of a 1,000-route file < 100 ms.
+With ``when`` conditions (routing on Claude Code's hint headers): model-only configs resolve
+as fast as before, and RuleSet.resolve(model, facts) < 5 us at 1,000 routes, conditions
+included.
 
 The generated routes mix what people write: exact names (two per route), prefix globs
 (``family-7-*``), globs with sets and ``?`` (``vendor-7-v[0-9]``, ``vendor-7-?-mini``), and,
@@ -15,6 +18,12 @@ resolve() is timed three ways:
 - miss: a name no route matches, first lookup and cached.
 Plus "cold": the very first lookup that touches a bucket, which compiles its regex.
 Each figure is the median over rounds of the mean per call in a round (best in brackets).
+
+RuleSet.resolve(model, facts) is timed on a 1,000-route file where every 10th route has a
+``when`` and a hundred subagent routes share ``match = "claude-*"``, one per agent type (the
+case a linear scan of conditions would make slow): cached (the same name; a new facts object
+per call, as the gateway builds one per request), and first lookup of a name never seen.
+RequestFacts.from_headers is timed alone: the gateway pays it once per request.
 
 Times are CPU time of this process (time.process_time), not wall time: the project machine
 has 2 cores that other engineers' test runs share, and waiting for a core is not the rule
@@ -34,8 +43,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from rules.conditions import RequestFacts  # noqa: E402
 from rules.loader import compile_document, load_bytes  # noqa: E402
 from rules.matching import Matcher  # noqa: E402
+from rules.model import RuleSet  # noqa: E402
 from rules.shadowing import find_shadowed  # noqa: E402
 
 if sys.version_info >= (3, 11):
@@ -62,8 +73,33 @@ def route_patterns(n: int) -> list[list[str]]:
     return routes
 
 
-def routes_toml(n: int) -> bytes:
-    """A routes.toml with ``n`` such routes over a few providers."""
+AGENT_ROUTES = 100  # subagent routes on "claude-*", one per agent type, in the conditional file
+
+# Every 10th generated route of the conditional file gets one of these, in turn.
+WHENS = (
+    'when = { request_class = "subagent" }',
+    'when = { request_class = ["compaction", "auxiliary"] }',
+    "when = { server_tools = true }",
+    'when = { request_class = "subagent", agent_type = "agent-{i}-*" }',
+)
+
+
+def conditional_routes(n: int) -> list[tuple[list[str], str | None]]:
+    """``n`` routes with conditions: the claude-* block first, then the generated mix."""
+    routes: list[tuple[list[str], str | None]] = [
+        (["claude-*"], f'when = {{ request_class = "subagent", agent_type = "custom-agent-{k}" }}')
+        for k in range(AGENT_ROUTES)
+    ]
+    routes.append((["claude-*"], 'when = { request_class = ["subagent", "compaction"] }'))
+    routes.append((["claude-*"], None))
+    rest = n - len(routes)
+    for i, patterns in enumerate(route_patterns(rest)):
+        routes.append((patterns, WHENS[(i // 10) % len(WHENS)].replace("{i}", str(i)) if i % 10 == 0 else None))
+    return routes
+
+
+def routes_toml(n: int, *, conditional: bool = False) -> bytes:
+    """A routes.toml with ``n`` such routes over a few providers (with ``when``s: see above)."""
     out = ["version = 1", ""]
     for name in PROVIDERS:
         out += [
@@ -72,10 +108,13 @@ def routes_toml(n: int) -> bytes:
             f'key = {{ env = "{name.upper()}_API_KEY" }}',
             "",
         ]
-    for i, patterns in enumerate(route_patterns(n)):
+    routes = conditional_routes(n) if conditional else [(p, None) for p in route_patterns(n)]
+    for i, (patterns, when) in enumerate(routes):
         match = ", ".join(f'"{p}"' for p in patterns)
         provider = PROVIDERS[i % len(PROVIDERS)]
         out += ["[[route]]", f'name = "r{i}"', f"match = [{match}]"]
+        if when is not None:
+            out.append(when)
         if i % 4 == 0:
             out.append(f'to = [{{ provider = "{provider}", model = "m-{i}" }}, {{ provider = "anthropic" }}]')
         else:
@@ -168,6 +207,101 @@ def bench_resolve(n: int, rounds: int, calls: int) -> list[str]:
     ]
 
 
+def load_quietly(data: bytes) -> RuleSet:
+    env = {f"{p.upper()}_API_KEY": "k" for p in PROVIDERS}
+    return load_bytes(data, env=env)
+
+
+def bench_ruleset_resolve(n: int, rounds: int, calls: int) -> list[str]:
+    """RuleSet.resolve: model-only (the path every request of a config without `when` takes)
+    and with conditions."""
+    plain = load_quietly(routes_toml(n))
+    glob_name = f"family-{next(i for i in range(n // 2, n) if i % 3 == 1 and i % 50 != 49)}-x"
+    assert plain.resolve(glob_name) is not None and not plain.conditional
+
+    def cached(rules: RuleSet, name: str, facts: list[RequestFacts] | None = None) -> Callable[[], None]:
+        """``calls`` lookups of ``name``, without facts or cycling through ``facts``."""
+        rules.resolve(name, facts[0] if facts else None)
+        sequence = (facts * (calls // len(facts) + 1))[:calls] if facts else None
+
+        def run() -> None:
+            resolve = rules.resolve
+            if sequence is None:
+                for _ in range(calls):
+                    resolve(name)
+            else:
+                for each in sequence:
+                    resolve(name, each)
+
+        return run
+
+    lines = [
+        (
+            f"{n:>6} routes  model-only  cached: glob {fmt_us(per_call_ns(cached(plain, glob_name), calls, rounds))}"
+            f"  miss {fmt_us(per_call_ns(cached(plain, 'gpt-5-unknown'), calls, rounds))}"
+            f"  glob, with facts {fmt_us(per_call_ns(cached(plain, glob_name, [RequestFacts()]), calls, rounds))}"
+        )
+    ]
+
+    rules = load_quietly(routes_toml(n, conditional=True))
+    assert rules.conditional and rules.uses_server_tools
+    model = "claude-sonnet-5-5"
+    headers = {
+        "main": {"x-claude-code-request-class": "main"},
+        "subagent": {"x-claude-code-request-class": "subagent", "x-claude-code-agent-type": "general-purpose"},
+        "custom agent": {"x-claude-code-request-class": "subagent", "x-claude-code-agent-type": "custom-agent-57"},
+    }
+    # A new facts object per call, as the gateway makes one per request; 64 of each.
+    facts = {label: [RequestFacts.from_headers(h) for _ in range(64)] for label, h in headers.items()}
+    want = {"main": f"r{AGENT_ROUTES + 1}", "subagent": f"r{AGENT_ROUTES}", "custom agent": "r57"}
+    for label, route in want.items():
+        found = rules.resolve(model, facts[label][0])
+        assert found is not None and found.name == route, (label, found)
+    assert len(rules.candidates(model)) == AGENT_ROUTES + 2
+
+    counter = iter(range(10**9))
+
+    def first_lookup(run_facts: RequestFacts) -> Callable[[], None]:
+        def run() -> None:
+            resolve = rules.resolve
+            base = next(counter) * calls
+            for k in range(base, base + calls):
+                resolve(f"claude-{k}", run_facts)
+
+        return run
+
+    def build_only() -> None:
+        base = next(counter) * calls
+        for k in range(base, base + calls):
+            f"claude-{k}"
+
+    overhead = per_call_ns(build_only, calls, rounds)[0]
+    first = per_call_ns(first_lookup(facts["custom agent"][0]), calls, rounds)
+    raw = headers["custom agent"]
+
+    def from_headers() -> None:
+        make = RequestFacts.from_headers
+        for _ in range(calls):
+            make(raw)
+
+    parts = [
+        f"{label} {fmt_us(per_call_ns(cached(rules, model, facts[label]), calls, rounds))}"
+        for label in ("main", "subagent", "custom agent")
+    ]
+    lines += [
+        f"{'':>6}         with when, cached: " + "  ".join(parts),
+        (
+            f"{'':>6}         with when, first lookup of a name (custom agent): "
+            f"{fmt_us((first[0] - overhead, first[1] - overhead))}"
+        ),
+        (
+            f"{'':>6}         RequestFacts.from_headers (once per request): "
+            f"{fmt_us(per_call_ns(from_headers, calls, rounds))}"
+        ),
+    ]
+    return lines
+
+
 def timed_ms(run: Callable[[], object], runs: int) -> tuple[float, float, float]:
     """(best CPU, median CPU, median wall) time in ms of ``run`` over ``runs`` runs."""
     cpu, wall = [], []
@@ -179,19 +313,20 @@ def timed_ms(run: Callable[[], object], runs: int) -> tuple[float, float, float]
     return min(cpu), statistics.median(cpu), statistics.median(wall)
 
 
-def bench_load(n: int, runs: int) -> list[str]:
-    data = routes_toml(n)
+def bench_load(n: int, runs: int, *, conditional: bool = False) -> list[str]:
+    data = routes_toml(n, conditional=conditional)
     env = {f"{p.upper()}_API_KEY": "k" for p in PROVIDERS}
     rules = load_bytes(data, env=env)  # also warms the validator (built once per process)
     assert len(rules.routes) == n and not rules.warnings, rules.warnings[:3]
     doc = tomllib.loads(data.decode())
     patterns = [r["match"] for r in doc["route"]]
+    when = [r.when for r in rules.routes]
     lines = []
     for label, run in [
         ("load_bytes (TOML + schema + checks + compile)", lambda: load_bytes(data, env=env)),
         ("  of which tomllib.loads", lambda: tomllib.loads(data.decode())),
         ("  of which compile_document", lambda: compile_document(doc, env=env)),
-        ("  of which find_shadowed", lambda: find_shadowed(patterns)),
+        ("  of which find_shadowed", lambda: find_shadowed(patterns, when)),
     ]:
         best, median, wall = timed_ms(run, runs)
         lines.append(
@@ -213,9 +348,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     for n in (10, 100, 1_000, 10_000):
         for line in bench_resolve(n, rounds, calls):
             print(line)
+    print("\nRuleSet.resolve(model, facts) per call (model-only file, then one with `when`)")
+    for line in bench_ruleset_resolve(1_000, rounds, calls):
+        print(line)
     print("\nload + validate + compile")
     for n in (1_000, 10_000):
         for line in bench_load(n, runs if n <= 1_000 else max(3, runs // 3)):
+            print(line)
+    print("\nload + validate + compile, with `when` on every 10th route and 100 agent routes")
+    for n in (1_000, 10_000):
+        for line in bench_load(n, runs if n <= 1_000 else max(3, runs // 3), conditional=True):
             print(line)
     return 0
 

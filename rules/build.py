@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+from rules.conditions import Conditions
 from rules.model import (
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_FALLBACK_ON,
     DEFAULT_MAX_BODY_MB,
     DEFAULT_TIMEOUT_S,
+    QUOTA_WINDOWS,
     BetaPolicy,
     ConfigSource,
     CountTokensPolicy,
@@ -29,7 +31,7 @@ from rules.model import (
 from rules.presets import apply_preset
 from rules.semantics import route_names
 
-__all__ = ["build_provider", "build_ruleset", "key_source"]
+__all__ = ["build_provider", "build_ruleset", "key_source", "route_conditions"]
 
 Doc = Mapping[str, Any]
 
@@ -62,6 +64,30 @@ def key_source(table: Doc) -> KeySource:
     if kind == "client":
         return KeySource("client")
     return KeySource(cast(KeyKind, kind), ref)
+
+
+def route_conditions(table: Doc | None) -> Conditions | None:
+    """A route's ``when`` table as Conditions; None when the route has none.
+
+    ``{ request_class = "subagent", agent_type = ["a*", "b"] }`` ->
+    ``Conditions(frozenset({"subagent"}), ("a*", "b"))``.
+    """
+    if table is None:
+        return None
+    classes = table.get("request_class")
+    agents = table.get("agent_type")
+    return Conditions(
+        request_class=None if classes is None else frozenset([classes] if isinstance(classes, str) else classes),
+        agent_type=None if agents is None else ((agents,) if isinstance(agents, str) else tuple(agents)),
+        server_tools=table.get("server_tools"),
+    )
+
+
+def _spill_at(table: Doc | None) -> tuple[tuple[str, float], ...]:
+    # In QUOTA_WINDOWS order, whatever the file's: equal configs give equal Targets.
+    if not table:
+        return ()
+    return tuple((window, float(table[window])) for window in QUOTA_WINDOWS if window in table)
 
 
 def _defaults(table: Doc) -> Defaults:
@@ -129,7 +155,9 @@ def _route(
     targets = (
         (Target(providers[to]),)
         if isinstance(to, str)
-        else tuple(Target(providers[t["provider"]], t.get("model")) for t in to)
+        else tuple(
+            Target(providers[t["provider"]], t.get("model"), _spill_at(t.get("spill_at"))) for t in to
+        )
     )
     fallback_on = table.get("fallback_on")
     return Route(
@@ -138,4 +166,5 @@ def _route(
         to=targets,
         fallback_on=defaults.fallback_on if fallback_on is None else frozenset(fallback_on),
         index=index,
+        when=route_conditions(table.get("when")),
     )

@@ -25,7 +25,7 @@ from jsonschema import Draft202012Validator, validators
 from jsonschema.protocols import Validator
 
 from rules import semantics
-from rules.build import build_ruleset
+from rules.build import build_ruleset, route_conditions
 from rules.errors import ConfigError, Problem
 from rules.fast_schema import Check, compile_schema
 from rules.locate import ConfigPath, LineMap, format_path
@@ -147,7 +147,12 @@ def _compile(
     findings = semantics.check(doc, env)
     patterns = [[r["match"]] if isinstance(r["match"], str) else r["match"] for r in doc["route"]]
     ruleset = None if any(f.severity == "error" for f in findings) else build_ruleset(doc, source)
-    findings += semantics.shadowing(doc, find_shadowed(patterns))
+    when = (
+        [r.when for r in ruleset.routes]
+        if ruleset is not None
+        else [route_conditions(r.get("when")) for r in doc["route"]]
+    )
+    findings += semantics.shadowing(doc, find_shadowed(patterns, when))
 
     problems = _located(findings, doc, file, text)
     if any(p.severity == "error" for p in problems):

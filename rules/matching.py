@@ -22,18 +22,30 @@ _CACHE_LIMIT = 4096
 class _Bucket:
     """The globs sharing one literal prefix (or suffix), as one lazily compiled regex."""
 
-    __slots__ = ("patterns", "routes", "_regex")
+    __slots__ = ("_each", "_regex", "patterns", "routes")
 
     def __init__(self, patterns: tuple[str, ...], routes: tuple[int, ...]) -> None:
         self.patterns = patterns
         self.routes = routes  # route index of each alternative, in order
         self._regex: re.Pattern[str] | None = None
+        self._each: tuple[tuple[re.Pattern[str], tuple[int, ...]], ...] | None = None
 
     def fullmatch(self, name: str) -> re.Match[str] | None:
         if self._regex is None:
             source = "|".join(f"({glob_regex(p)})" for p in self.patterns)
             self._regex = re.compile(source, re.DOTALL)
         return self._regex.fullmatch(name)
+
+    def every_match(self, name: str) -> list[int]:
+        """The route index of every alternative that matches ``name``, not only the first."""
+        if self._each is None:
+            # One regex per distinct pattern: conditional routes often share one ("claude-*"
+            # for each of a hundred agent types).
+            grouped: dict[str, list[int]] = {}
+            for pattern, route in zip(self.patterns, self.routes):
+                grouped.setdefault(pattern.lower(), []).append(route)
+            self._each = tuple((re.compile(glob_regex(p), re.DOTALL), tuple(r)) for p, r in grouped.items())
+        return [route for regex, routes in self._each if regex.fullmatch(name) for route in routes]
 
 
 class Matcher:
@@ -44,16 +56,19 @@ class Matcher:
     """
 
     __slots__ = (
-        "_exact",
         "_buckets",
+        "_cache",
+        "_exact",
+        "_exact_more",
         "_prefix_lengths",
         "_suffix_buckets",
         "_suffix_lengths",
-        "_cache",
     )
 
     def __init__(self, routes: Sequence[Sequence[str]]) -> None:
         self._exact: dict[str, int] = {}
+        # Later routes listing an exact name an earlier one has too: only find_all needs them.
+        self._exact_more: dict[str, list[int]] = {}
         # Globs grouped by literal prefix ("claude-haiku-" for "claude-haiku-*"): a name can
         # only match globs whose prefix starts it, so resolution looks at a handful of
         # buckets instead of every glob. Each bucket is one regex whose alternatives keep
@@ -74,7 +89,9 @@ class Matcher:
                     )
                     group.append((index, pattern))
                 else:
-                    self._exact.setdefault(pattern.lower(), index)
+                    name = pattern.lower()
+                    if self._exact.setdefault(name, index) != index:
+                        self._exact_more.setdefault(name, []).append(index)
         # Compiled on first use: a generated file with a thousand prefixes should not pay a
         # thousand regex compilations at every reload for buckets no request touches.
         self._buckets = _buckets(grouped)
@@ -117,6 +134,31 @@ class Matcher:
                         found = index
         return found
 
+    def find_all(self, model: str) -> list[int]:
+        """The index of every route matching ``model``, ascending, without the cache.
+
+        For conditional routes (``when``): a name's first matching route may not apply to a
+        request, so the ones after it are needed too.
+        """
+        name = model.lower()
+        size = len(name)
+        found: set[int] = set()
+        first = self._exact.get(name)
+        if first is not None:
+            found.add(first)
+            found.update(self._exact_more.get(name, ()))
+        for buckets, lengths, from_end in (
+            (self._buckets, self._prefix_lengths, False),
+            (self._suffix_buckets, self._suffix_lengths, True),
+        ):
+            for length in lengths:
+                if length > size:
+                    break
+                bucket = buckets.get(name[size - length :] if from_end else name[:length])
+                if bucket is not None:
+                    found.update(bucket.every_match(name))
+        return sorted(found)
+
 
 def _buckets(grouped: dict[str, list[tuple[int, str]]]) -> dict[str, _Bucket]:
     return {
@@ -124,5 +166,3 @@ def _buckets(grouped: dict[str, list[tuple[int, str]]]) -> dict[str, _Bucket]:
         for key, entries in grouped.items()
     }
 
-
-# --- shadowing ----------------------------------------------------------------------------

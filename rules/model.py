@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from rules.conditions import Conditions, RequestFacts
 from rules.errors import Problem
-from rules.matching import Matcher
 from rules.presets import PRESETS
 from rules.redact import redact
+from rules.resolution import Answer, Candidates, Resolver
 
 __all__ = [
     "AuthForm",
@@ -58,6 +59,8 @@ DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_MAX_BODY_MB = 32.0
 DEFAULT_OAUTH_FILE = "~/.claude/.credentials.json"
+# The quota windows Anthropic reports for a Claude plan (anthropic-ratelimit-unified-*).
+QUOTA_WINDOWS: tuple[str, ...] = ("5h", "7d", "7d_oi")
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,10 +218,16 @@ _PROVIDER_KEYS = (
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One place a route sends a request: a provider, and optionally the model to ask it for."""
+    """One place a route sends a request: a provider, and optionally the model to ask it for.
+
+    ``spill_at``: (window, utilization) pairs in ``QUOTA_WINDOWS`` order, such as
+    ``(("7d", 0.85),)``: the target steps aside while its credential's last reported
+    utilization of that window is at or above the value (the gateway decides; this is config).
+    """
 
     provider: Provider
     model: str | None = None  # None: the client's model is sent unchanged
+    spill_at: tuple[tuple[str, float], ...] = ()
 
     def upstream_model(self, client_model: str) -> str:
         return self.model if self.model is not None else client_model
@@ -226,13 +235,14 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """Model-name patterns and the targets they go to, the first target first."""
+    """Model-name patterns, the conditions on the request, and the targets, the first first."""
 
     name: str
     match: tuple[str, ...]
     to: tuple[Target, ...]
     fallback_on: frozenset[int] = DEFAULT_FALLBACK_ON
     index: int = 0  # position in the config, for messages
+    when: Conditions | None = None  # None: every request whose model matches
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +286,12 @@ class ConfigSource:
 
 @dataclass(frozen=True, slots=True)
 class RuleSet:
-    """A compiled config. ``resolve(model)`` picks the route for a model name."""
+    """A compiled config. ``resolve(model, facts)`` picks the route for a request.
+
+    ``conditional``: some route has ``when`` (else the facts never matter and the gateway
+    need not build them). ``uses_server_tools``: some route's ``when`` has ``server_tools``
+    (only then must the gateway look at the body's tools).
+    """
 
     providers: Mapping[str, Provider]
     routes: tuple[Route, ...]
@@ -284,17 +299,42 @@ class RuleSet:
     defaults: Defaults = Defaults()
     source: ConfigSource = ConfigSource("default")
     warnings: tuple[Problem, ...] = ()
-    _matcher: Matcher = field(init=False, repr=False, compare=False)
+    conditional: bool = field(init=False, compare=False)
+    uses_server_tools: bool = field(init=False, compare=False)
+    _resolver: Resolver[Route] = field(init=False, repr=False, compare=False)
+    _answers: dict[str, Answer[Route]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Read-only view, so no holder of a RuleSet can change what others see.
         object.__setattr__(self, "providers", MappingProxyType(dict(self.providers)))
-        object.__setattr__(self, "_matcher", Matcher([r.match for r in self.routes]))
+        resolver = Resolver(self.routes)
+        object.__setattr__(self, "_resolver", resolver)
+        object.__setattr__(self, "_answers", resolver.answers)
+        whens = [r.when for r in self.routes if r.when is not None]
+        object.__setattr__(self, "conditional", bool(whens))
+        object.__setattr__(self, "uses_server_tools", any(w.server_tools is not None for w in whens))
 
-    def resolve(self, model: str) -> Route | None:
-        """The first route whose patterns match ``model`` (case-insensitive), or None."""
-        index = self._matcher.resolve(model)
-        return None if index < 0 else self.routes[index]
+    def resolve(self, model: str, facts: RequestFacts | None = None) -> Route | None:
+        """The first route whose patterns match ``model`` (case-insensitive) and whose ``when``
+        holds for ``facts``, or None. ``facts=None`` means a request without hint headers."""
+        # The hot path, inlined: one dict lookup, then (for a name whose first matching route
+        # has no `when`, every name of a model-only config) the answer itself.
+        hit = self._answers.get(model)
+        if hit is None:
+            hit = self._resolver.answer(model)
+        if type(hit) is Candidates:
+            return hit.pick(facts)
+        return hit or None  # type: ignore[return-value]  # a Route, or NO_ROUTE (empty): None
+
+    def candidates(self, model: str) -> tuple[Route, ...]:
+        """Every route ``model`` can reach under some facts, in order: the routes whose
+        patterns match, up to and including the first without ``when`` (for ``gateway explain``)."""
+        hit = self._answers.get(model)
+        if hit is None:
+            hit = self._resolver.answer(model)
+        if isinstance(hit, Candidates):
+            return hit.routes
+        return (hit,) if hit else ()
 
     @property
     def route_names(self) -> tuple[str, ...]:

@@ -25,7 +25,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["PRESETS", "Preset", "apply_preset", "preset_for_url"]
+__all__ = ["PRESETS", "Preset", "Value", "apply_preset", "preset_for_url"]
 
 Value = str | tuple[str, ...]
 

@@ -3,7 +3,8 @@
 Used by ``gateway routes --from-env`` (the legacy environment as a file the user can keep and
 edit), so the output is written for a reader: providers first, then routes in their order;
 shorthand forms where they apply (``key = { env = "X" }`` for a one-source chain, ``to =
-"zai"`` for one target without a model rewrite, ``match = "*"`` for one pattern); values equal
+"zai"`` for one target without a model rewrite or spill_at, ``match = "*"`` and
+``request_class = "subagent"`` for one value); values equal
 to their defaults left out. Provider ``timeout_s`` / ``connect_timeout_s`` and route
 ``fallback_on`` are compared with the RuleSet's ``[defaults]``, which the loader applies to
 every provider and route that does not set its own; ``max_queue`` is written only when it
@@ -23,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from functools import cache
 
 from rules.build import QUEUE_PER_SLOT, build_provider
+from rules.conditions import REQUEST_CLASSES, Conditions
 from rules.model import (
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_FALLBACK_ON,
@@ -36,6 +38,7 @@ from rules.model import (
     Route,
     RuleSet,
     ServerConfig,
+    Target,
 )
 from rules.presets import PRESETS
 from rules.semantics import route_names
@@ -132,6 +135,32 @@ def _count_tokens(policy: CountTokensPolicy) -> str:
     return toml_string(policy.mode)
 
 
+def _one_or_list(values: Sequence[str]) -> str:
+    return toml_string(values[0]) if len(values) == 1 else _array(_strings(values))
+
+
+def _when(when: Conditions) -> str:
+    pairs: list[tuple[str, str]] = []
+    if when.request_class is not None:
+        pairs.append(("request_class", _one_or_list([c for c in REQUEST_CLASSES if c in when.request_class])))
+    if when.agent_type is not None:
+        pairs.append(("agent_type", _one_or_list(when.agent_type)))
+    if when.server_tools is not None:
+        pairs.append(("server_tools", "true" if when.server_tools else "false"))
+    return _inline(pairs)
+
+
+def _target(target: Target) -> str:
+    pairs = [("provider", toml_string(target.provider.name))]
+    if target.model is not None:
+        pairs.append(("model", toml_string(target.model)))
+    if target.spill_at:
+        # Quoted like DESIGN.md writes them ("7d" = 0.85), though bare keys would do.
+        windows = ", ".join(f"{toml_string(w)} = {_number(v)}" for w, v in target.spill_at)
+        pairs.append(("spill_at", f"{{ {windows} }}"))
+    return _inline(pairs)
+
+
 def _server(server: ServerConfig) -> list[str]:
     lines: list[str] = []
     if server.host is not None:
@@ -197,16 +226,12 @@ def _route(route: Route, generated_name: str, defaults_fallback_on: frozenset[in
         lines.append(f"match = {toml_string(route.match[0])}")
     else:
         lines.append(f"match = {_array(_strings(route.match))}")
-    if len(route.to) == 1 and route.to[0].model is None:
+    if route.when is not None:
+        lines.append(f"when = {_when(route.when)}")
+    if len(route.to) == 1 and route.to[0].model is None and not route.to[0].spill_at:
         lines.append(f"to = {toml_string(route.to[0].provider.name)}")
     else:
-        targets = []
-        for t in route.to:
-            pairs = [("provider", toml_string(t.provider.name))]
-            if t.model is not None:
-                pairs.append(("model", toml_string(t.model)))
-            targets.append(_inline(pairs))
-        lines.append(f"to = {_array(targets)}")
+        lines.append(f"to = {_array([_target(t) for t in route.to])}")
     if route.fallback_on != defaults_fallback_on:
         lines.append(f"fallback_on = {_codes(route.fallback_on)}")
     return lines

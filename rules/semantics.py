@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from rules.conditions import REQUEST_CLASSES
 from rules.locate import ConfigPath
 from rules.patterns import is_catch_all
 from rules.presets import PRESETS
@@ -193,8 +194,10 @@ def _route_findings(doc: Doc, providers: Mapping[str, Doc]) -> Iterator[Finding]
             yield Finding(
                 at + ("match",),
                 f"this route can never match: route {show(names[catch_all])} above it matches "
-                "every model with '*'; move this route above that one",
+                "every model with '*' and has no `when`; move this route above that one",
             )
+        if "when" in route:
+            yield from _when_findings(route["when"], at + ("when",))
 
         to = route["to"]
         if isinstance(to, str):
@@ -206,6 +209,13 @@ def _route_findings(doc: Doc, providers: Mapping[str, Doc]) -> Iterator[Finding]
                 used.add(target["provider"])
                 if target["provider"] not in providers:
                     yield Finding(at + ("to", position, "provider"), _unknown_provider(target["provider"], providers))
+            if "spill_at" in to[-1]:
+                yield Finding(
+                    at + ("to", len(to) - 1, "spill_at"),
+                    "spill_at on the route's last target: there is no later target to spill to; "
+                    "add a target after this one (such as another provider) or remove spill_at",
+                    "warning",
+                )
 
     for provider in providers.values():
         count_tokens = provider.get("count_tokens")
@@ -214,6 +224,18 @@ def _route_findings(doc: Doc, providers: Mapping[str, Doc]) -> Iterator[Finding]
     for name in providers:
         if name not in used:
             yield Finding(("providers", name), f"provider {show(name)} is not used by any route", "warning")
+
+
+def _when_findings(when: Doc, at: ConfigPath) -> Iterator[Finding]:
+    classes = when.get("request_class")
+    if isinstance(classes, list) and set(classes) >= set(REQUEST_CLASSES):
+        # With "unknown" in it, every request has one of them: the condition says nothing.
+        yield Finding(
+            at + ("request_class",),
+            "request_class lists every request class, so it always holds; remove it"
+            + ("" if len(when) > 1 else " (and `when` with it)"),
+            "warning",
+        )
 
 
 def _and_list(items: Sequence[str]) -> str:
@@ -226,9 +248,12 @@ def _patterns(route: Doc) -> list[str]:
 
 
 def _catch_all_index(doc: Doc) -> int | None:
-    """The first route with a ``*`` pattern: every route after it is already an error."""
+    """The first route with a ``*`` pattern and no ``when``: every route after it is an error.
+
+    A catch-all with ``when`` lets the requests it does not take through to later routes.
+    """
     for index, route in enumerate(doc["route"]):
-        if any(is_catch_all(p) for p in _patterns(route)):
+        if "when" not in route and any(is_catch_all(p) for p in _patterns(route)):
             return index
     return None
 
@@ -248,5 +273,9 @@ def shadowing(doc: Doc, shadowed: Sequence[Shadowed]) -> list[Finding]:
         parts += [f"{show(p)} of route {show(names[r])}" for r, p in s.covered_by if r != s.route]
         verb = "takes" if len(s.covered_by) == 1 else "take"
         said = f"{_and_list(parts)} {verb} every name it matches first"
+        conditional = sorted({r for r, _ in s.covered_by if r != s.route and "when" in doc["route"][r]})
+        if conditional:
+            whose = f"route {show(names[conditional[0]])}" if len(conditional) == 1 else "those routes"
+            said += f", and the `when` of {whose} holds whenever this route's does"
         findings.append(Finding(at, f"pattern {show(s.pattern)} can never match: {said}", "warning"))
     return findings

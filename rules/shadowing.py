@@ -3,17 +3,25 @@
 It runs at every load, so it is built to stay near-linear: two names each pattern matches
 usually prove it is not covered, by a regex-free index lookup; the exact automaton check
 (language inclusion of globs) runs only for the few patterns left.
+
+Routes with ``when`` take part only where their conditions allow: an earlier pattern covers a
+later one only if its route's conditions hold whenever the later route's do
+(``conditions_cover``). Unions of conditional routes that together cover a later route (one
+for ``main``, one for every other class) are not looked for: the check may miss such a
+pattern, never report one that can match.
 """
 
 from __future__ import annotations
 
 import bisect
 import re
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 
+from rules.conditions import REQUEST_CLASSES, Conditions
+from rules.inclusion import covered, tokens_match, witness_names
+from rules.matching import Matcher
 from rules.patterns import (
     ANY,
     GLOB_CHARS,
@@ -27,8 +35,9 @@ from rules.patterns import (
     tokenize,
 )
 
-__all__ = ["Shadowed", "find_shadowed"]
+__all__ = ["Shadowed", "conditions_cover", "find_shadowed"]
 
+_EVERY_CLASS = frozenset(REQUEST_CLASSES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,87 +50,51 @@ class Shadowed:
     covered_by: tuple[tuple[int, str], ...]  # (route index, pattern) of the covering patterns
 
 
-class _Nfa:
-    """The glob as a small automaton over lower-cased characters, for language inclusion."""
+def conditions_cover(earlier: Conditions | None, later: Conditions | None) -> bool:
+    """True when ``earlier`` holds for every request ``later`` holds for (None: no ``when``).
 
-    __slots__ = ("tokens", "accept")
-
-    def __init__(self, pattern: str) -> None:
-        self.tokens = tokenize(pattern.lower())
-        self.accept = len(self.tokens)
-
-    def closure(self, states: set[int]) -> set[int]:
-        out = set(states)
-        stack = list(states)
-        while stack:
-            s = stack.pop()
-            if s < self.accept and self.tokens[s] is STAR and s + 1 not in out:
-                out.add(s + 1)
-                stack.append(s + 1)
-        return out
-
-    def step(self, states: set[int], c: str) -> set[int]:
-        nxt: set[int] = set()
-        for s in states:
-            if s >= self.accept:
-                continue
-            t = self.tokens[s]
-            if t is STAR:
-                nxt.add(s)
-            elif t is ANY or (isinstance(t, CharClass) and t.contains(c)) or t == c:
-                nxt.add(s + 1)
-        return self.closure(nxt)
-
-    def boundaries(self) -> set[int]:
-        """Code points where this pattern may start treating characters differently.
-
-        Each character the pattern names starts an interval, and so does the one after it
-        (after a range, the one after its end): all characters of an interval are alike.
-        """
-        points: set[int] = set()
-        for t in self.tokens:
-            if isinstance(t, str):
-                points.update((ord(t), ord(t) + 1))
-            elif isinstance(t, CharClass):
-                for c in t.chars:
-                    points.update((ord(c), ord(c) + 1))
-                for lo, hi in t.ranges:
-                    points.update((ord(lo), ord(hi) + 1))
-        return points
-
-
-def _covered(pattern: str, earlier: Sequence[str]) -> bool:
-    """True when every name ``pattern`` matches is matched by one of ``earlier``."""
-    a = _Nfa(pattern)
-    bs = [_Nfa(p) for p in earlier]
-    # Between two consecutive boundaries, every pattern treats all characters alike, so one
-    # character stands for each interval: exact even for wide ranges such as [\x00-\uffff].
-    points = {0}.union(a.boundaries(), *(b.boundaries() for b in bs))
-    alphabet = [chr(p) for p in sorted(points) if p <= sys.maxunicode]
-    start = (frozenset(a.closure({0})), tuple(frozenset(b.closure({0})) for b in bs))
-    seen = {start}
-    todo = [start]
-    while todo:
-        a_states, b_states = todo.pop()
-        if a.accept in a_states and not any(b.accept in s for b, s in zip(bs, b_states)):
-            return False
-        for c in alphabet:
-            na = frozenset(a.step(set(a_states), c))
-            if not na:
-                continue
-            nb = tuple(frozenset(b.step(set(s), c)) for b, s in zip(bs, b_states))
-            state = (na, nb)
-            if state not in seen:
-                seen.add(state)
-                todo.append(state)
+    Key by key: ``earlier``'s request classes include ``later``'s, its agent_type globs match
+    every agent type ``later``'s do, and its server_tools is the same. A key ``later`` leaves
+    out allows any value, which only an ``earlier`` without that key (or listing every request
+    class) covers.
+    """
+    if earlier is None:
+        return True
+    classes = earlier.request_class
+    if classes is not None and classes != _EVERY_CLASS and (
+        later is None or later.request_class is None or not later.request_class <= classes
+    ):
+        return False
+    if earlier.server_tools is not None and (later is None or later.server_tools != earlier.server_tools):
+        return False
+    if earlier.agent_type is not None:
+        if later is None or later.agent_type is None:
+            return False  # later also takes requests without an agent type, which earlier never does
+        # Agent types each later glob matches, tried on earlier's compiled globs, settle most
+        # pairs (a hundred routes on "claude-*", one per agent type) before the automaton.
+        for glob in later.agent_type:
+            if not all(earlier.agent_matches(name) for name in _glob_witnesses(glob)):
+                return False
+        return all(covered(glob, earlier.agent_type) for glob in later.agent_type)
     return True
 
 
-def find_shadowed(routes: Sequence[Sequence[str]]) -> list[Shadowed]:
-    """Every pattern that earlier patterns (of earlier routes, or earlier in its own list) cover."""
+@lru_cache(maxsize=4096)
+def _glob_witnesses(glob: str) -> tuple[str, ...]:
+    return tuple(witness_names(glob, lambda: tokenize(glob.lower())))
+
+
+def find_shadowed(
+    routes: Sequence[Sequence[str]], when: Sequence[Conditions | None] | None = None
+) -> list[Shadowed]:
+    """Every pattern that earlier patterns (of earlier routes, or earlier in its own list) cover.
+
+    ``when`` holds each route's conditions (None, or no argument: no route has any).
+    """
     flat: list[tuple[int, int, str]] = [
         (r, k, p) for r, patterns in enumerate(routes) for k, p in enumerate(patterns)
     ]
+    ok = _eligibility(flat, when)
     index = _FlatIndex([p for _, _, p in flat])
     # Globs indexed by literal prefix: two patterns can only overlap when one prefix starts
     # the other, which keeps this near-linear for the thousand-route files people generate.
@@ -136,13 +109,17 @@ def find_shadowed(routes: Sequence[Sequence[str]]) -> list[Shadowed]:
     for i, (route, position, pattern) in enumerate(flat):
         if not is_glob(pattern):
             j = index.first_match(pattern.lower(), before=i)
-            if j is not None:
+            if j is None:
+                continue
+            if ok is None or ok(j, i):
                 found.append(Shadowed(route, position, pattern, ((flat[j][0], flat[j][2]),)))
-            continue
+                continue
+            # The first earlier pattern taking the name applies to fewer requests than this
+            # one: a later earlier pattern may still cover it, so look as for a glob.
 
         # A name the pattern matches that no earlier pattern takes proves it is not covered:
         # two such tries settle almost every pattern before the exact (costly) check.
-        witnesses = _witnesses(pattern, partial(index.tokens, i))
+        witnesses = witness_names(pattern, partial(index.tokens, i))
         if not all(index.first_match(w, before=i) is not None for w in witnesses):
             continue
 
@@ -158,7 +135,7 @@ def find_shadowed(routes: Sequence[Sequence[str]]) -> list[Shadowed]:
             while lo < len(prefixes) and prefixes[lo].startswith(prefix):
                 candidates.update(by_prefix[prefixes[lo]])
                 lo += 1
-        earlier = sorted(j for j in candidates if j < i)
+        earlier = sorted(j for j in candidates if j < i and (ok is None or ok(j, i)))
         if not _has_wildcard(pattern):
             # A pattern made only of sets (e.g. "glm-4.[57]") matches a finite set of names,
             # which exact names listed earlier may cover. They start with its prefix: a range
@@ -166,32 +143,77 @@ def find_shadowed(routes: Sequence[Sequence[str]]) -> list[Shadowed]:
             lo = bisect.bisect_left(exact_names, (prefix,))
             while lo < len(exact_names) and exact_names[lo][0].startswith(prefix):
                 name, j = exact_names[lo]
-                if j < i and _tokens_match(index.tokens(i), name):
+                if j < i and (ok is None or ok(j, i)) and tokens_match(index.tokens(i), name):
                     earlier.append(j)
                 lo += 1
         if not earlier:
             continue
-        # One pattern covering this one alone must match every witness.
-        singles = [
-            j
-            for j in earlier
-            if all(_tokens_match(index.tokens(j), w) for w in witnesses)
-            and _covered(pattern, [flat[j][2]])
-        ]
-        if singles:
-            j = singles[0]
+        # One pattern covering this one alone must match every witness. The first such is
+        # named; looking no further keeps a run of identical patterns linear.
+        single = next(
+            (
+                j
+                for j in earlier
+                if all(tokens_match(index.tokens(j), w) for w in witnesses)
+                and covered(pattern, [flat[j][2]])
+            ),
+            None,
+        )
+        if single is not None:
+            j = single
             found.append(Shadowed(route, position, pattern, ((flat[j][0], flat[j][2]),)))
-        elif len(earlier) > 1 and _covered(pattern, [flat[j][2] for j in earlier]):
+        elif len(earlier) > 1 and covered(pattern, [flat[j][2] for j in earlier]):
             # Name only the patterns needed: drop each one the others can do without.
             needed = list(earlier)
             for j in earlier:
                 rest = [k for k in needed if k != j]
-                if _covered(pattern, [flat[k][2] for k in rest]):
+                if covered(pattern, [flat[k][2] for k in rest]):
                     needed = rest
             found.append(
                 Shadowed(route, position, pattern, tuple((flat[j][0], flat[j][2]) for j in needed))
             )
     return found
+
+
+def _eligibility(
+    flat: Sequence[tuple[int, int, str]], when: Sequence[Conditions | None] | None
+) -> Callable[[int, int], bool] | None:
+    """Whether flat pattern ``j`` may cover flat pattern ``i``, by their routes' conditions.
+
+    None when no route has conditions: every earlier pattern may, as before ``when`` existed.
+    """
+    if when is None or all(w is None for w in when):
+        return None
+    # Which routes' agent_type globs match an agent type: a hundred routes on "claude-*", one
+    # per agent type, would otherwise compare every pair of them.
+    agents = Matcher([w.agent_type if w is not None and w.agent_type else () for w in when])
+    possible: dict[int, frozenset[int] | None] = {}
+    decided: dict[tuple[int, int], bool] = {}
+
+    def agent_possible(later: int) -> frozenset[int] | None:
+        """The routes whose agent globs match an agent type route ``later`` takes (None: any)."""
+        if later not in possible:
+            names = _glob_witnesses(when[later].agent_type[0])  # type: ignore[index,union-attr]
+            possible[later] = frozenset(agents.find_all(names[0])) if names else None
+        return possible[later]
+
+    def ok(j: int, i: int) -> bool:
+        key = (flat[j][0], flat[i][0])
+        earlier, later = when[key[0]], when[key[1]]
+        if key[0] == key[1] or earlier is None:
+            return True  # a route's own patterns share its conditions; no `when` always holds
+        if earlier.agent_type is not None:
+            if later is None or later.agent_type is None:
+                return False
+            allowed = agent_possible(key[1])
+            if allowed is not None and key[0] not in allowed:
+                return False
+        answer = decided.get(key)
+        if answer is None:
+            answer = decided[key] = conditions_cover(earlier, later)
+        return answer
+
+    return ok
 
 
 class _FlatIndex:
@@ -261,7 +283,7 @@ class _FlatIndex:
             for j in bucket:
                 if j >= below:
                     return None
-                if _tokens_match(self.tokens(j), name):
+                if tokens_match(self.tokens(j), name):
                     return j
             return None
         rx = self._regexes.get(key)
@@ -273,84 +295,6 @@ class _FlatIndex:
             return None
         j = bucket[m.lastindex - 1]  # type: ignore[operator]
         return j if j < below else None
-
-
-def _tokens_match(tokens: Sequence[Token], name: str) -> bool:
-    """True when the lower-cased ``name`` matches the pattern ``tokens`` (glob_regex's meaning)."""
-    t = n = 0
-    star = -1  # token index of the last "*" seen, and where in the name it started
-    star_n = 0
-    end = len(tokens)
-    while n < len(name):
-        token = tokens[t] if t < end else None
-        if token is STAR:
-            star, star_n = t, n
-            t += 1
-        elif token is not None and (
-            token is ANY or (token.contains(name[n]) if isinstance(token, CharClass) else token == name[n])
-        ):
-            t += 1
-            n += 1
-        elif star >= 0:
-            # Let the last "*" take one more character, and retry what follows it.
-            star_n += 1
-            t, n = star + 1, star_n
-        else:
-            return False
-    while t < end and tokens[t] is STAR:
-        t += 1
-    return t == end
-
-
-# Stands for "a character no pattern names" in witness names: private use, so caseless.
-_FRESH = "\ue000"
-
-
-def _witnesses(pattern: str, tokens: Callable[[], Sequence[Token]]) -> list[str]:
-    """Up to two names ``pattern`` matches: each ``*`` empty, then one character.
-
-    ``tokens`` gives the pattern's tokens; they are only needed for patterns with sets.
-    """
-    lowered = pattern.lower()
-    if "[" not in lowered:  # the common case, without tokenizing
-        first = lowered.replace("*", "").replace("?", _FRESH)
-        if "*" not in lowered:
-            return [first]
-        return [first, lowered.replace("*", _FRESH).replace("?", _FRESH)]
-    parts: list[str] = []
-    stars: list[int] = []  # where the "*" go in parts
-    for t in tokens():
-        if type(t) is str:
-            parts.append(t)
-        elif t is STAR:
-            stars.append(len(parts))
-            parts.append("")
-        elif t is ANY:
-            parts.append(_FRESH)
-        else:
-            assert isinstance(t, CharClass)
-            member = _member(t)
-            if member is None:
-                return []  # a set that matches nothing: the pattern matches nothing
-            parts.append(member)
-    first = "".join(parts)
-    if not stars:
-        return [first]
-    for k in stars:
-        parts[k] = _FRESH
-    return [first, "".join(parts)]
-
-
-def _member(t: CharClass) -> str | None:
-    """A character of the set, or None when it has none."""
-    if not t.negated:
-        if t.chars:
-            return min(t.chars)
-        return t.ranges[0][0] if t.ranges else None
-    for c in (_FRESH, "\ue001", "a", "0", "-"):
-        if t.contains(c):
-            return c
-    return next((chr(c) for c in range(0x10FFFF) if t.contains(chr(c))), None)
 
 
 def _open_after_prefix(pattern: str) -> bool:

@@ -64,11 +64,17 @@ def test_every_module_declares_exactly_what_it_defines_publicly(name: str) -> No
         and value.__module__ == name
     }
     # Constants and type aliases (Literal[...], unions) are public values too.
+    annotations = dict(vars(module).get("__annotations__", {}))
     values = {
         attr
         for attr, value in vars(module).items()
         if not attr.startswith("_")
-        and (attr.isupper() or typing.get_origin(value) is not None or isinstance(value, types.UnionType))
+        and (
+            attr.isupper()
+            or typing.get_origin(value) is not None
+            or isinstance(value, types.UnionType)
+            or annotations.get(attr) in ("TypeAlias", typing.TypeAlias)
+        )
     }
     assert len(set(module.__all__)) == len(module.__all__)
     assert defined <= set(module.__all__), f"public but not in __all__: {sorted(defined - set(module.__all__))}"

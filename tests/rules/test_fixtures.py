@@ -1,7 +1,8 @@
 """Data-driven loader tests, in the manner of tomli's.
 
 ``tests/data/valid/NAME.toml`` loads, and ``NAME.expect.json`` says what some model names
-resolve to, parts of the compiled RuleSet, and every warning as a rendered line.
+resolve to, what some requests resolve to (a model with headers, or a captured request of
+``tests/data/requests/``), parts of the compiled RuleSet, and every warning as a rendered line.
 ``tests/data/invalid/NAME.toml`` fails, and ``NAME.expect.txt`` holds the exact error output.
 Files are named by their path from the repository root, as ``gateway validate`` run there
 would show them.
@@ -15,14 +16,16 @@ from typing import Any
 
 import pytest
 
+from rules.conditions import Conditions, RequestFacts, server_tools_in
 from rules.errors import ConfigError
 from rules.loader import check_bytes, load_bytes, load_file
-from rules.model import KeySource, Provider, RuleSet
+from rules.model import KeySource, Provider, Route, RuleSet
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 VALID = sorted((DATA / "valid").glob("*.toml"))
 INVALID = sorted((DATA / "invalid").glob("*.toml"))
+REQUESTS = DATA / "requests"
 
 
 def shown(path: Path) -> str:
@@ -64,6 +67,36 @@ def resolved(rules: RuleSet, model: str) -> dict[str, Any] | None:
     return {"route": route.name, "to": [[t.provider.name, t.model] for t in route.to]}
 
 
+def when_view(when: Conditions | None) -> dict[str, Any] | None:
+    if when is None:
+        return None
+    return {
+        "request_class": None if when.request_class is None else sorted(when.request_class),
+        "agent_type": None if when.agent_type is None else list(when.agent_type),
+        "server_tools": when.server_tools,
+    }
+
+
+def route_view(route: Route) -> dict[str, Any]:
+    return {
+        "index": route.index,
+        "match": list(route.match),
+        "fallback_on": sorted(route.fallback_on),
+        "when": when_view(route.when),
+        "to": [[t.provider.name, t.model, [list(w) for w in t.spill_at]] for t in route.to],
+    }
+
+
+def request(case: dict[str, Any]) -> tuple[str, RequestFacts]:
+    """A resolve_requests case as (model, facts): a captured request, or a model and headers."""
+    if "capture" in case:
+        captured = json.loads((REQUESTS / f"{case['capture']}.json").read_text(encoding="utf-8"))
+        model = case.get("model", captured["body"]["model"])
+        tools = server_tools_in(captured["body"].get("tools"))
+        return model, RequestFacts.from_headers(captured["headers"], server_tools=tools)
+    return case["model"], RequestFacts.from_headers(case["headers"], server_tools=case.get("server_tools", False))
+
+
 def test_there_are_enough_cases() -> None:
     assert len(VALID) >= 5
     assert len(INVALID) >= 30
@@ -80,13 +113,16 @@ def test_valid(path: Path) -> None:
 
     for model, want in expect["resolve"].items():
         assert resolved(rules, model) == want, model
+    for case in expect.get("resolve_requests", []):
+        model, facts = request(case)
+        route = rules.resolve(model, facts)
+        assert (None if route is None else route.name) == case["route"], case
     for name, fields in expect.get("providers", {}).items():
         view = provider_view(rules.providers[name])
         assert {k: view[k] for k in fields} == fields, name
     routes = {r.name: r for r in rules.routes}
     for name, fields in expect.get("routes", {}).items():
-        route = routes[name]
-        view = {"index": route.index, "match": list(route.match), "fallback_on": sorted(route.fallback_on)}
+        view = route_view(routes[name])
         assert {k: view[k] for k in fields} == fields, name
     server = expect.get("server", {})
     server_view = {

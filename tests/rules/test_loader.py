@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import rules.loader
+from rules.conditions import Conditions, RequestFacts
 from rules.errors import ConfigError
 from rules.loader import check_bytes, compile_document, load_bytes, load_file
 from rules.model import DEFAULT_FALLBACK_ON, ConfigSource, RuleSet
@@ -224,3 +225,47 @@ def test_warnings_are_kept_on_the_ruleset_in_line_order() -> None:
     rules = load_bytes(data)
     assert isinstance(rules.warnings, tuple)
     assert [(w.line, w.path) for w in rules.warnings] == [(5, "providers.zai.key.value"), (8, "route[0].match[1]")]
+def test_resolve_of_a_loaded_file_with_when() -> None:
+    rules = load_bytes(
+        b"""
+version = 1
+[providers.zai]
+base_url = "https://z.example"
+key = { client = true }
+[[route]]
+name = "helpers"
+match = "claude-*"
+when = { request_class = ["subagent", "compaction"] }
+to = "zai"
+[[route]]
+name = "default"
+match = "*"
+to = "zai"
+"""
+    )
+    compaction = RequestFacts.from_headers({"x-claude-code-request-class": "compaction"})
+    assert rules.routes[0].when == Conditions(request_class=frozenset({"subagent", "compaction"}))
+    assert rules.routes[1].when is None
+    assert rules.resolve("claude-sonnet-5-5", compaction) is rules.routes[0]
+    assert rules.resolve("claude-sonnet-5-5") is rules.routes[1]
+    assert rules.conditional and not rules.uses_server_tools
+
+
+def test_spill_at_is_kept_on_the_target_in_window_order() -> None:
+    rules = load_bytes(
+        b"""
+version = 1
+[providers.a]
+base_url = "https://a.example"
+key = { client = true }
+[[route]]
+match = "*"
+to = [{ provider = "a", spill_at = { "7d_oi" = 1, "5h" = 0.95, "7d" = 0.85 } }, { provider = "a", model = "m" }]
+"""
+    )
+    first, second = rules.routes[0].to
+    assert first.spill_at == (("5h", 0.95), ("7d", 0.85), ("7d_oi", 1.0))
+    assert isinstance(first.spill_at[2][1], float)
+    assert second.spill_at == ()
+
+

@@ -126,6 +126,25 @@ provider = sometimes(
         },
     )
 )
+CLASSES = ["main", "subagent", "compaction", "unknown", "subagents", "Main", ""]
+when = sometimes(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "request_class": sometimes(st.sampled_from(CLASSES) | st.lists(st.sampled_from(CLASSES), max_size=3)),
+            "agent_type": sometimes(st.sampled_from(["general-*", ""]) | st.lists(st.sampled_from(["a*", "B", ""]), max_size=2)),
+            "server_tools": sometimes(st.booleans()),
+            "request_type": anything,
+        },
+    )
+)
+spill_at = sometimes(
+    st.dictionaries(
+        st.sampled_from(["5h", "7d", "7d_oi", "7D", "weekly"]),
+        sometimes(st.sampled_from([0.85, 1, 1.0, 0, -0.1, 1.5]) | st.floats(allow_nan=True, allow_infinity=True)),
+        max_size=3,
+    )
+)
 route = sometimes(
     st.fixed_dictionaries(
         {
@@ -133,13 +152,17 @@ route = sometimes(
             "to": sometimes(
                 st.sampled_from(NAMES)
                 | st.lists(
-                    st.fixed_dictionaries({"provider": st.sampled_from(NAMES)}, optional={"model": st.sampled_from(["glm-4.7", ""])}),
+                    st.fixed_dictionaries(
+                        {"provider": st.sampled_from(NAMES)},
+                        optional={"model": st.sampled_from(["glm-4.7", ""]), "spill_at": spill_at},
+                    ),
                     max_size=3,
                 )
             ),
         },
         optional={
             "name": sometimes(st.sampled_from(["haiku", "default", "a b", "route.x"])),
+            "when": when,
             "fallback_on": sometimes(st.lists(st.integers(399, 600), max_size=3)),
             "priority": anything,
         },
@@ -195,13 +218,31 @@ good_provider = st.fixed_dictionaries(
         "max_queue": st.integers(0, 8),
     },
 ).filter(lambda p: "max_queue" not in p or "max_concurrent" in p)
+GOOD_CLASSES = ["main", "subagent", "compaction", "unknown"]
+good_when = st.fixed_dictionaries(
+    {},
+    optional={
+        "request_class": st.sampled_from(GOOD_CLASSES) | st.lists(st.sampled_from(GOOD_CLASSES), min_size=1, max_size=4, unique=True),
+        "agent_type": st.sampled_from(["general-*", "*"]) | st.lists(st.sampled_from(["a*", "B", "general-purpose"]), min_size=1, max_size=2),
+        "server_tools": st.booleans(),
+    },
+).filter(bool)
+good_spill_at = st.dictionaries(st.sampled_from(["5h", "7d", "7d_oi"]), st.sampled_from([0.85, 1, 0.5]), min_size=1, max_size=3)
 good_route = st.fixed_dictionaries(
     {
         "match": st.sampled_from([p for p in PATTERNS if p]) | st.lists(st.sampled_from([p for p in PATTERNS if p]), min_size=1, max_size=3),
         "to": st.sampled_from(GOOD_NAMES)
-        | st.lists(st.fixed_dictionaries({"provider": st.sampled_from(GOOD_NAMES)}, optional={"model": st.just("glm-4.7")}), min_size=1, max_size=2),
+        | st.lists(
+            st.fixed_dictionaries({"provider": st.sampled_from(GOOD_NAMES)}, optional={"model": st.just("glm-4.7"), "spill_at": good_spill_at}),
+            min_size=1,
+            max_size=2,
+        ),
     },
-    optional={"name": st.sampled_from(["haiku", "sonnet", "default", "route.x"]), "fallback_on": st.lists(st.integers(400, 599), max_size=2, unique=True)},
+    optional={
+        "name": st.sampled_from(["haiku", "sonnet", "default", "route.x"]),
+        "when": good_when,
+        "fallback_on": st.lists(st.integers(400, 599), max_size=2, unique=True),
+    },
 )
 good_documents = st.fixed_dictionaries(
     {

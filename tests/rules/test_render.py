@@ -8,10 +8,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rules.conditions import REQUEST_CLASSES
 from rules.discover import embedded_default
 from rules.legacy import legacy_header, load_legacy
 from rules.loader import check_bytes, compile_document, load_bytes
-from rules.model import RuleSet
+from rules.model import QUOTA_WINDOWS, RuleSet
 from rules.presets import PRESETS
 from rules.render import render_toml, toml_key, toml_string
 
@@ -81,6 +82,18 @@ match = "lan-*"
 to = [{ provider = "lan" }, { provider = "none" }]
 
 [[route]]
+name = "helpers"
+match = "claude-*"
+when = { request_class = ["compaction", "subagent"], agent_type = "general-*", server_tools = false }
+to = [{ provider = "zai", model = "glm-4.7", spill_at = { "7d_oi" = 1, "5h" = 0.95 } }, { provider = "lan" }]
+
+[[route]]
+name = "search"
+match = ["claude-opus-*", "claude-sonnet-*"]
+when = { server_tools = true, agent_type = ["a", "b*"] }
+to = "anthropic"
+
+[[route]]
 name = "default.route"
 match = "*"
 to = [{ provider = "anthropic" }, { provider = "zai", model = "glm-4.7" }]
@@ -143,6 +156,10 @@ def test_rendering_is_readable_providers_then_routes_with_shorthands() -> None:
     assert 'to = [{ provider = "zai", model = "glm-4.7" }]' in text
     assert 'count_tokens = { via = "anthropic" }' in text
     assert 'headers = { x-extra = "value", X-Other = "two words" }' in text
+    # Conditions in a fixed order, one value without a list; spill_at windows in window order.
+    assert 'when = { request_class = ["subagent", "compaction"], agent_type = "general-*", server_tools = false }' in text
+    assert '\n    { provider = "zai", model = "glm-4.7", spill_at = { "5h" = 0.95, "7d_oi" = 1 } },\n' in text
+    assert 'when = { agent_type = ["a", "b*"], server_tools = true }\nto = "anthropic"' in text
     # The unnamed route stays unnamed: "route[1]" is the loader's name, not one a file can hold.
     assert "route[1]" not in text
     assert rules.routes[1].name == "route[1]"
@@ -332,6 +349,11 @@ def test_routes_from_env_output_validates_for_each_single_tier() -> None:
 
 # --- any RuleSet the loader can make ------------------------------------------------------------
 
+def _optional(**fields: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """A table holding any subset of ``fields``."""
+    return st.fixed_dictionaries({}, optional=fields)
+
+
 _TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
 _LINE = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x00"), max_size=12)
 _NAME = st.from_regex(r"\A[A-Za-z0-9_-]{1,6}\Z")
@@ -347,11 +369,21 @@ _KEY = st.one_of(
     st.just({"client": True}),
 )
 _PATTERN = _TEXT.filter(lambda p: set(p) != {"*"})
+_WHEN = _optional(
+    request_class=st.one_of(
+        st.sampled_from(REQUEST_CLASSES), st.lists(st.sampled_from(REQUEST_CLASSES), min_size=1, max_size=7, unique=True)
+    ),
+    agent_type=st.one_of(_TEXT, st.lists(_TEXT, min_size=1, max_size=30)),  # long lists span lines
+    server_tools=st.booleans(),
+).filter(bool)
+_SPILL_AT = st.dictionaries(
+    st.sampled_from(QUOTA_WINDOWS),
+    st.floats(min_value=0, max_value=1, exclude_min=True) | st.just(1),
+    min_size=1,
+    max_size=3,
+)
 
 
-def _optional(**fields: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
-    """A table holding any subset of ``fields``."""
-    return st.fixed_dictionaries({}, optional=fields)
 
 
 @st.composite
@@ -411,6 +443,12 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
         }
         if draw(st.booleans()):
             route["name"] = f"r{index}.{draw(_NAME)}"
+        if draw(st.booleans()):
+            route["when"] = draw(_WHEN)
+        if isinstance(route["to"], list):
+            for target in route["to"]:
+                if draw(st.booleans()):
+                    target["spill_at"] = draw(_SPILL_AT)
         route |= draw(_optional(fallback_on=_STATUSES))
         routes.append(route)
     doc: dict[str, Any] = {"version": 1, "providers": providers, "route": routes}

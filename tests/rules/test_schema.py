@@ -15,8 +15,10 @@ import pytest
 from jsonschema import Draft202012Validator
 
 import schemas
+from rules.conditions import REQUEST_CLASSES
 from rules.fast_schema import compile_schema
 from rules.loader import _validators  # the loader's own pair: the reference and the compiled check
+from rules.model import QUOTA_WINDOWS
 from rules.schema_messages import did_you_mean, expected, kind, show
 from schemas import SCHEMA_FILE, load_schema, schema_text
 
@@ -153,6 +155,75 @@ def fixture_documents() -> list[tuple[str, Any]]:
 def test_compiled_check_agrees_with_jsonschema_on_every_fixture(name: str, doc: Any) -> None:
     validator, is_valid = _validators()
     assert is_valid(doc) == validator.is_valid(doc)
+
+
+def _with_route(route_extra: dict[str, Any], target_extra: dict[str, Any]) -> dict[str, Any]:
+    target = {"provider": "a", **target_extra}
+    route = {"match": "*", "to": [target, {"provider": "a"}], **route_extra}
+    return {"version": 1, "providers": {"a": {"base_url": "https://a", "key": {"client": True}}}, "route": [route]}
+
+
+@pytest.mark.parametrize(
+    ("when", "valid"),
+    [
+        ({"request_class": "main"}, True),
+        ({"request_class": ["subagent", "compaction"], "agent_type": "general-*", "server_tools": False}, True),
+        ({"agent_type": ["a", "b*"]}, True),
+        ({"server_tools": True}, True),
+        ({}, False),
+        ({"request_class": "subagents"}, False),
+        ({"request_class": "Main"}, False),
+        ({"request_class": []}, False),
+        ({"request_class": ["main", "main"]}, False),
+        ({"request_class": ["main", 1]}, False),
+        ({"agent_type": ""}, False),
+        ({"agent_type": []}, False),
+        ({"agent_type": ["a", 1]}, False),
+        ({"server_tools": 1}, False),
+        ({"server_tools": "true"}, False),
+        ({"request_type": "main"}, False),
+        ("main", False),
+    ],
+)
+def test_when_judged_alike_by_both_checks(when: Any, valid: bool) -> None:
+    validator, is_valid = _validators()
+    doc = _with_route({"when": when}, {})
+    assert is_valid(doc) is valid
+    assert validator.is_valid(doc) is valid
+
+
+@pytest.mark.parametrize(
+    ("spill_at", "valid"),
+    [
+        ({"7d": 0.85}, True),
+        ({"5h": 0.95, "7d": 0.85, "7d_oi": 1}, True),
+        ({"7d": 1.0}, True),
+        ({"7d": 1e-9}, True),
+        ({}, False),
+        ({"7d": 0}, False),
+        ({"7d": 0.0}, False),
+        ({"7d": -0.5}, False),
+        ({"7d": 1.0000001}, False),
+        ({"7d": 85}, False),
+        ({"7d": True}, False),
+        ({"7d": math.nan}, False),
+        ({"7d": math.inf}, False),
+        ({"7d": "0.85"}, False),
+        ({"7D": 0.85}, False),
+        ({"overage": 0.5}, False),
+        (0.85, False),
+    ],
+)
+def test_spill_at_judged_alike_by_both_checks(spill_at: Any, valid: bool) -> None:
+    validator, is_valid = _validators()
+    doc = _with_route({}, {"spill_at": spill_at})
+    assert is_valid(doc) is valid
+    assert validator.is_valid(doc) is valid
+
+
+def test_request_classes_in_the_schema_are_the_rule_engines() -> None:
+    assert load_schema()["$defs"]["requestClass"]["enum"] == list(REQUEST_CLASSES)
+    assert list(load_schema()["$defs"]["spillAt"]["properties"]) == list(QUOTA_WINDOWS)
 
 
 # --- wording --------------------------------------------------------------------------------

@@ -5,11 +5,13 @@ from __future__ import annotations
 import fnmatch
 import itertools
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rules.conditions import REQUEST_CLASSES, Conditions, RequestFacts
 from rules.matching import Matcher
-from rules.shadowing import Shadowed, find_shadowed
+from rules.shadowing import Shadowed, conditions_cover, find_shadowed
 
 
 def first(routes: list[list[str]], model: str) -> int:
@@ -136,3 +138,119 @@ def test_shadowing_of_prefixless_patterns() -> None:
         (2, ((0, "*haiku*"),)),
     ]
 
+
+
+# --- routes with `when` -------------------------------------------------------------------------
+
+SUB = Conditions(request_class=frozenset({"subagent"}))
+SUB_OR_COMPACT = Conditions(request_class=frozenset({"subagent", "compaction"}))
+GENERAL = Conditions(frozenset({"subagent"}), ("general-*",))
+
+
+@pytest.mark.parametrize(
+    ("earlier", "later", "covers"),
+    [
+        (None, None, True),
+        (None, SUB, True),
+        (SUB, None, False),  # the later route also takes main requests
+        (SUB_OR_COMPACT, SUB, True),
+        (SUB, SUB_OR_COMPACT, False),
+        (Conditions(request_class=frozenset(REQUEST_CLASSES)), None, True),  # every class: always holds
+        (GENERAL, Conditions(frozenset({"subagent"}), ("General-Purpose", "general-x*")), True),
+        (GENERAL, Conditions(frozenset({"subagent"}), ("general*",)), False),  # "general" alone escapes
+        (GENERAL, SUB, False),  # the later one also takes requests without an agent type
+        (Conditions(agent_type=("a*", "b*")), Conditions(agent_type=("[ab]x",)), True),  # by a union
+        (Conditions(agent_type=("*",)), Conditions(agent_type=("x",), server_tools=True), True),
+        (Conditions(server_tools=True), Conditions(request_class=frozenset({"main"}), server_tools=True), True),
+        (Conditions(server_tools=True), Conditions(server_tools=False), False),
+        (Conditions(server_tools=False), SUB, False),
+    ],
+)
+def test_conditions_cover(earlier: Conditions | None, later: Conditions | None, covers: bool) -> None:
+    assert conditions_cover(earlier, later) is covers
+
+
+def test_a_conditional_route_does_not_shadow_an_unconditional_one() -> None:
+    assert find_shadowed([["claude-*"], ["claude-haiku-*"]], [SUB, None]) == []
+    assert find_shadowed([["glm-4.7"], ["glm-4.7"]], [SUB, None]) == []
+    assert find_shadowed([["*"], ["x"]], [SUB, SUB_OR_COMPACT]) == []
+
+
+def test_a_conditional_route_shadows_when_its_conditions_cover_the_later_ones() -> None:
+    assert find_shadowed([["claude-*"], ["claude-haiku-*"]], [SUB_OR_COMPACT, SUB]) == [
+        Shadowed(1, 0, "claude-haiku-*", ((0, "claude-*"),))
+    ]
+    assert find_shadowed([["claude-*"], ["claude-haiku-*"]], [None, SUB]) == [
+        Shadowed(1, 0, "claude-haiku-*", ((0, "claude-*"),))
+    ]
+
+
+def test_a_route_own_patterns_shadow_each_other_whatever_its_conditions() -> None:
+    assert find_shadowed([["claude-*", "claude-haiku-*"]], [SUB]) == [
+        Shadowed(0, 1, "claude-haiku-*", ((0, "claude-*"),))
+    ]
+
+
+def test_an_exact_name_looks_past_an_earlier_route_that_does_not_cover_it() -> None:
+    # The first earlier route taking "glm-4.7" is conditional; the glob after it covers it.
+    found = find_shadowed([["glm-4.7"], ["glm-*"], ["glm-4.7"]], [SUB, None, None])
+    assert found == [Shadowed(2, 0, "glm-4.7", ((1, "glm-*"),))]
+    found = find_shadowed([["glm-4.7"], ["GLM-4.7"], ["glm-4.7"]], [SUB, SUB_OR_COMPACT, SUB])
+    assert [(s.route, s.covered_by) for s in found] == [(2, ((0, "glm-4.7"),))]
+
+
+def test_only_covering_routes_join_a_union() -> None:
+    # "a[bc]*" is covered by ab* and ac* together, but ac* applies to subagents only.
+    assert find_shadowed([["ab*"], ["ac*"], ["a[bc]*"]], [None, SUB, None]) == []
+    assert find_shadowed([["ab*"], ["ac*"], ["a[bc]*"]], [None, SUB_OR_COMPACT, SUB]) == [
+        Shadowed(2, 0, "a[bc]*", ((0, "ab*"), (1, "ac*")))
+    ]
+
+
+def test_no_conditions_at_all_is_the_model_only_analysis() -> None:
+    routes = [["ab*"], ["ac*"], ["a[bc]*"], ["glm-4.7"], ["GLM-4.7"]]
+    assert find_shadowed(routes, [None] * 5) == find_shadowed(routes)
+
+
+_FACTS_SAMPLE = [
+    RequestFacts(c, a, s) for c in ("main", "subagent", "unknown") for a in (None, "a", "b-") for s in (False, True)
+]
+_CONDITIONS = (
+    st.tuples(
+        st.none() | st.frozensets(st.sampled_from(["main", "subagent", "unknown"]), min_size=1, max_size=2),
+        st.none() | st.lists(st.sampled_from(["*", "a", "b*", "[ab]*", "?"]), min_size=1, max_size=2).map(tuple),
+        st.none() | st.booleans(),
+    )
+    .filter(lambda given: given != (None, None, None))
+    .map(lambda given: Conditions(*given))
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    routes=st.lists(
+        st.tuples(
+            st.lists(st.sampled_from(["*", "a*", "ab", "a?", "[ab]*"]) | st.text(alphabet=_ALPHABET + "*?", min_size=1, max_size=3), min_size=1, max_size=2),
+            st.none() | _CONDITIONS,
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_every_shadowed_pattern_with_conditions_is_really_covered(
+    routes: list[tuple[list[str], Conditions | None]],
+) -> None:
+    patterns = [p for p, _ in routes]
+    when = [w for _, w in routes]
+    names = _names(3)
+    for s in find_shadowed(patterns, when):
+        later = when[s.route]
+        for facts in _FACTS_SAMPLE:
+            if later is not None and not later.holds(facts):
+                continue
+            for name in names:
+                if fnmatch.fnmatchcase(name, s.pattern):
+                    assert any(
+                        fnmatch.fnmatchcase(name, p) and (when[r] is None or when[r].holds(facts))  # type: ignore[union-attr]
+                        for r, p in s.covered_by
+                    ), (s, name, facts)
