@@ -1,14 +1,17 @@
-"""README.md and docs/*.md: the example configs are valid, every link and anchor resolves, and the
-test command CI runs is the documented one."""
+"""README.md and docs/*.md: the example configs are valid, every link and anchor resolves, every
+command and option is documented, and the test command CI runs is the documented one."""
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
 from cli_support import REPO, Run
+
+from gateway.cli.parser import build_parser
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 DOC_FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -108,6 +111,29 @@ def test_no_document_outside_the_repository_is_cited() -> None:
     for page, text in DOCS.items():
         for cited in ("../shared/", "DESIGN.md", "design notes"):
             assert cited not in text, f"{page.relative_to(REPO)} cites {cited}"
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    [action] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
+
+
+def _section(text: str, heading: str) -> str | None:
+    found = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", _prose(text), re.DOTALL | re.MULTILINE)
+    return found.group(1) if found else None
+
+
+@pytest.mark.parametrize("command", sorted(_subcommands()))
+def test_every_command_and_option_is_in_the_commands_page(command: str) -> None:
+    section = _section(DOCS[REPO / "docs" / "commands.md"], command)
+    assert section is not None, f"docs/commands.md has no '## {command}' section"
+    for action in _subcommands()[command]._actions:
+        words = [s for s in action.option_strings if s.startswith("--") and s != "--help"]
+        if not action.option_strings and action.choices:
+            words = [str(choice) for choice in action.choices]
+        for word in words:
+            assert f"`{word}" in section or f" {word}" in section, f"'## {command}' does not mention {word}"
 
 
 def test_test_command_between_markers_is_what_ci_runs() -> None:
