@@ -107,6 +107,12 @@ def test_every_relative_link_and_anchor_resolves(page: Path) -> None:
     assert not broken, f"{page.relative_to(REPO)}:\n" + "\n".join(broken)
 
 
+def test_readme_links_every_docs_page() -> None:
+    linked = {(REPO / target.partition("#")[0]).resolve() for target in links(README)}
+    for page in [*DOC_FILES[1:], *PENDING, REPO / "ARCHITECTURE.md"]:
+        assert page in linked, f"README.md does not link {page.relative_to(REPO)}"
+
+
 def test_no_document_outside_the_repository_is_cited() -> None:
     for page, text in DOCS.items():
         for cited in ("../shared/", "DESIGN.md", "design notes"):
