@@ -33,7 +33,7 @@ __all__ = [
 REQUEST_CLASS_HEADER = "x-claude-code-request-class"
 AGENT_TYPE_HEADER = "x-claude-code-agent-type"
 
-# The values Claude Code sends (PROVIDERS.md section 2), then "unknown": the header is absent,
+# The values Claude Code 2.1.332 sends (its own list; tests/fakes/captured has captures), then "unknown": the header is absent,
 # or holds a value this list does not know (a newer Claude Code may add classes).
 REQUEST_CLASSES: tuple[str, ...] = (
     "main",

@@ -7,9 +7,9 @@
     key = { env = "ZAI_API_KEY" }
     count_tokens = { via = "anthropic" }   # written here: wins over the preset's "estimate"
 
-The facts come from the project's PROVIDERS.md (collected from the providers' public
-documentation and issue trackers); each value says where it comes from and whether it is
-documented or assumed. docs/providers.md shows the same table for users, and the JSON Schema
+The facts come from the providers' public documentation and issue trackers, collected in
+docs/providers.md; each value says where it comes from and whether it is documented or
+assumed. docs/providers.md shows the same table for users, and the JSON Schema
 describes each preset with ``Preset.describe()`` (a test keeps the two equal).
 
 A preset whose ``needs_key`` is False (ollama, vllm) makes ``key`` optional: a provider that
@@ -79,12 +79,12 @@ _ESTIMATE = "estimate"
 PRESETS: Mapping[str, Preset] = MappingProxyType({
     # Anthropic itself: accepts all of what Claude Code sends (documented: it is the API).
     # No auth: the key source decides (x-api-key for env/value, Bearer for oauth_file, the
-    # client's own form for client; DESIGN.md section 3).
+    # client's own form for client; docs/configuration.md, "Key sources").
     "anthropic": Preset(
         "anthropic", "Anthropic", "https://api.anthropic.com", _values(),
         key_example="[{ client = true }, { oauth_file = true }]", hosts=("api.anthropic.com",),
     ),
-    # Z.AI (GLM), global endpoint (documented, PROVIDERS.md section 3).
+    # Z.AI (GLM), global endpoint (documented, docs/providers.md).
     "zai": Preset(
         "zai", "Z.AI (GLM), global", "https://api.z.ai/api/anthropic",
         _values(
@@ -92,11 +92,11 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({
             # gets HTTP 422 with a FastAPI body, not Anthropic's (glm-4.6, glm-5.1).
             system_turns="merge",
             # Assumed: the policy the project's Z.AI profiles carried (mixed.toml), no fact in
-            # PROVIDERS.md; a forced tool_choice is rewritten to auto.
+            # docs/providers.md; a forced tool_choice is rewritten to auto.
             tool_choice="auto",
             # Assumed (profiles): Claude Code's anthropic-beta values name Anthropic-only features.
             betas="drop",
-            # Assumed (profiles): Anthropic-only body fields. Note PROVIDERS.md reports (third
+            # Assumed (profiles): Anthropic-only body fields. Note docs/providers.md reports (third
             # party) that GLM-5.x accepts output_config.effort: write drop_fields to keep it.
             drop_fields=("context_management", "output_config"),
             count_tokens=_ESTIMATE,
@@ -106,7 +106,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({
         # ANTHROPIC_AUTH_TOKEN (Bearer, documented): write auth = "bearer" for that.
         key_example='{ env = "ZAI_API_KEY" }', hosts=("api.z.ai",),
     ),
-    # Z.AI's China endpoint, open.bigmodel.cn (documented, PROVIDERS.md section 3): the same
+    # Z.AI's China endpoint, open.bigmodel.cn (documented, docs/providers.md): the same
     # service, so the same policy and sources as zai.
     "zai-china": Preset(
         "zai-china", "Z.AI (GLM), China (bigmodel.cn)", "https://open.bigmodel.cn/api/anthropic",
@@ -119,21 +119,21 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({
         ),
         key_example='{ env = "BIGMODEL_API_KEY" }', hosts=("open.bigmodel.cn",),
     ),
-    # DeepSeek (documented, PROVIDERS.md section 4): x-api-key; it ignores anthropic-beta,
+    # DeepSeek (documented, docs/providers.md): x-api-key; it ignores anthropic-beta,
     # anthropic-version, container and mcp_servers itself, so nothing needs dropping.
     "deepseek": Preset(
         "deepseek", "DeepSeek", "https://api.deepseek.com/anthropic",
         _values(auth="x-api-key", count_tokens=_ESTIMATE),
         key_example='{ env = "DEEPSEEK_API_KEY" }', hosts=("api.deepseek.com",),
     ),
-    # Moonshot (Kimi) (documented base URL, PROVIDERS.md section 4; auth unverified, so the
+    # Moonshot (Kimi) (documented base URL, docs/providers.md; auth unverified, so the
     # key source decides). It takes adaptive thinking with effort: output_config stays.
     "moonshot": Preset(
         "moonshot", "Moonshot (Kimi)", "https://api.moonshot.ai/anthropic",
         _values(count_tokens=_ESTIMATE),
         key_example='{ env = "MOONSHOT_API_KEY" }', hosts=("api.moonshot.ai", "api.kimi.com"),
     ),
-    # MiniMax (documented, PROVIDERS.md section 4): role "system" in messages[] is refused
+    # MiniMax (documented, docs/providers.md): role "system" in messages[] is refused
     # (400, code 2013). Its own thinking must come back whole: the default thinking =
     # "foreign" keeps the blocks it issued and removes only other providers'.
     "minimax": Preset(
@@ -141,7 +141,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({
         _values(system_turns="merge", count_tokens=_ESTIMATE),
         key_example='{ env = "MINIMAX_API_KEY" }', hosts=("api.minimax.io", "api.minimaxi.com"),
     ),
-    # Alibaba Model Studio (Qwen) (documented, PROVIDERS.md section 4): role "system" in
+    # Alibaba Model Studio (Qwen) (documented, docs/providers.md): role "system" in
     # messages[] is refused (400 "Request body format invalid").
     "dashscope": Preset(
         "dashscope", "Alibaba Model Studio (Qwen), international", "https://dashscope-intl.aliyuncs.com/apps/anthropic",
@@ -149,20 +149,20 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({
         key_example='{ env = "DASHSCOPE_API_KEY" }',
         hosts=("dashscope-intl.aliyuncs.com", "coding-intl.dashscope.aliyuncs.com"),
     ),
-    # OpenRouter (documented, PROVIDERS.md section 4): Bearer; the Anthropic wire format is
+    # OpenRouter (documented, docs/providers.md): Bearer; the Anthropic wire format is
     # only guaranteed with Anthropic as the underlying provider, so nothing else is changed.
     "openrouter": Preset(
         "openrouter", "OpenRouter", "https://openrouter.ai/api",
         _values(auth="bearer", count_tokens=_ESTIMATE),
         key_example='{ env = "OPENROUTER_API_KEY" }', hosts=("openrouter.ai",),
     ),
-    # Ollama 0.14+ (documented, PROVIDERS.md section 4): local, no /v1 in the base URL, no key.
+    # Ollama 0.14+ (documented, docs/providers.md): local, no /v1 in the base URL, no key.
     # localhost is not an identity, so no host maps to it.
     "ollama": Preset(
         "ollama", "Ollama (local)", "http://localhost:11434",
         _values(count_tokens=_ESTIMATE), needs_key=False,
     ),
-    # vLLM, or llama.cpp's llama-server (documented, PROVIDERS.md section 4): native
+    # vLLM, or llama.cpp's llama-server (documented, docs/providers.md): native
     # /v1/messages at the server's own address, no key unless it was started with one.
     "vllm": Preset(
         "vllm", "vLLM or llama.cpp's llama-server (your own server)", None,

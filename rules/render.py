@@ -155,7 +155,7 @@ def _target(target: Target) -> str:
     if target.model is not None:
         pairs.append(("model", toml_string(target.model)))
     if target.spill_at:
-        # Quoted like DESIGN.md writes them ("7d" = 0.85), though bare keys would do.
+        # Quoted as docs/configuration.md writes them ("7d" = 0.85), though bare keys would do.
         windows = ", ".join(f"{toml_string(w)} = {_number(v)}" for w, v in target.spill_at)
         pairs.append(("spill_at", f"{{ {windows} }}"))
     return _inline(pairs)

@@ -142,3 +142,15 @@ def test_rules_never_imports_the_gateway_or_a_network_library() -> None:
 def test_no_module_is_longer_than_450_lines() -> None:
     long = {m: n for m, p in MODULES.items() if (n := len(p.read_text(encoding="utf-8").splitlines())) > 450}
     assert long == {}
+
+
+def test_no_source_file_cites_a_document_outside_the_repository() -> None:
+    # The repository stands alone: its own ARCHITECTURE.md and docs/ are the references.
+    outside = ("DESIGN.md", "PROVIDERS.md", "STYLE.md", "../shared/", "/work/shared")
+    found = [
+        f"{module} cites {name}"
+        for module, path in MODULES.items()
+        for name in outside
+        if name in path.read_text(encoding="utf-8")
+    ]
+    assert found == []
