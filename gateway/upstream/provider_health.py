@@ -156,6 +156,16 @@ class ProviderHealth:
             if found is not None:
                 self._start_cooldown((provider, credential), _Cooldown(found[0], found[1], status), now)
 
+    def cool_down(self, provider: str, credential: str, until: float, status: int, reason: str) -> None:
+        """Skip ``provider`` for ``credential`` until ``until`` (epoch seconds), as after a 429.
+
+        For limits an answer names in its own way (a Claude plan's unified reset, a Z.AI
+        usage-limit message): the caller works out the moment, this keeps and ends the cooldown.
+        """
+        now = self._clock()
+        if until > now:
+            self._start_cooldown((provider, credential), _Cooldown(min(until, now + MAX_COOLDOWN_S), reason, status), now)
+
     def on_connect_error(self, provider: str) -> None:
         """An upstream could not be reached (refused, DNS, connect timeout)."""
         circuit = self._circuits.setdefault(provider, _Circuit())

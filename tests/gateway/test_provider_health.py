@@ -155,3 +155,24 @@ def test_listeners_hear_cooldowns_and_circuits() -> None:
         health.on_connect_error("b")
     health.on_status("b", 200, {})
     assert heard == [("cooldown", "a"), ("cooldown_end", "a"), ("circuit_open", "b"), ("circuit_close", "b")]
+
+
+def test_a_cooldown_the_caller_works_out_is_kept_until_then_for_that_credential_only() -> None:
+    clock = Clock(1_800_000_000.0)
+    health = ProviderHealth(clock)
+    health.cool_down("zai", "cred-a", clock.now + 3600, 429, "usage limit reached, resets at 19:00")
+
+    assert health.skip("zai", last=False, credential="cred-a") is not None
+    assert "usage limit reached" in (health.skip("zai", last=False, credential="cred-a") or "")
+    assert health.skip("zai", last=False, credential="cred-b") is None
+    assert health.skip("zai", last=True, credential="cred-a") is None
+    clock.now += 3601
+    assert health.skip("zai", last=False, credential="cred-a") is None
+
+
+def test_a_cooldown_in_the_past_is_ignored() -> None:
+    clock = Clock(1_800_000_000.0)
+    health = ProviderHealth(clock)
+    health.cool_down("zai", "cred-a", clock.now - 1, 429, "stale")
+    assert health.skip("zai", last=False, credential="cred-a") is None
+    assert health.snapshot()["cooldowns"] == []
