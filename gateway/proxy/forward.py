@@ -29,7 +29,7 @@ from gateway.proxy.failures import (
     combined,
     network_failure,
 )
-from gateway.proxy.relay import is_event_stream, relay_stream, whole_answer
+from gateway.proxy.relay import add_provenance, is_event_stream, relay_stream, whole_answer
 from gateway.upstream.client import Upstream
 from gateway.upstream.credentials import Credential, CredentialResolver
 from gateway.upstream.limits import Limits
@@ -162,6 +162,9 @@ class Proxy:
             # The client gets the last upstream answer unchanged (status, body, retry-after...).
             status, data, headers = upstream_error
             exchange.status = status
+            used = exchange.used  # the target that sent it (a later one may have failed differently)
+            if used is not None:
+                add_provenance(headers, exchange.route, used)
             return HTTPResponse(data, status=status, headers=headers, content_type=None)
         raise combined(gateway_errors, exchange)
 

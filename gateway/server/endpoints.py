@@ -12,7 +12,7 @@ import os
 from sanic import Request
 from sanic.response import HTTPResponse, json
 
-from gateway.errors import ClientError, NotFound
+from gateway.errors import ClientError, InvalidRequest
 from gateway.ops import metrics as counters
 from gateway.ops.health import health_report
 from gateway.ops.stats import usage
@@ -47,9 +47,11 @@ async def _forward(request: Request, endpoint: str) -> HTTPResponse | None:
         exchange.stream = body.stream
         route = ruleset.resolve(body.model)
         if route is None:
-            raise NotFound(
+            # 400, not 404: Claude Code shows a 404 as "There's an issue with the selected
+            # model ... It may not exist" and drops this text, which says the fix.
+            raise InvalidRequest(
                 f"model '{body.model}' matches no route (routes: {', '.join(ruleset.route_names)}); "
-                "add a [[route]] whose match covers it, or a catch-all match = \"*\""
+                "add a [[route]] whose match covers it to routes.toml, or a catch-all match = \"*\""
             )
         exchange.route = route.name
         if endpoint == "count_tokens":
