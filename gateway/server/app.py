@@ -23,7 +23,7 @@ from sanic.exceptions import (
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 
-from gateway import errors
+from gateway import __version__, errors
 from gateway.errors import SHOULD_RETRY, ClientError, error_body
 from gateway.ops import metrics
 from gateway.ops.health import health_report
@@ -214,6 +214,12 @@ def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None) -> Sani
             )
             app.ctx.config_watch = watch
             app.add_task(watch.run(), name="config-watcher")
+
+    @app.after_server_start
+    async def _listening(app: Sanic[Any, Any]) -> None:
+        # Said once this worker serves, never before: a person (or `gateway start`) reads it as "ready".
+        shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+        log.info("gateway %s listening on http://%s:%d (pid %d)", __version__, shown, settings.port, os.getpid())
 
     @app.before_server_stop
     async def _stop_watching(app: Sanic[Any, Any]) -> None:
