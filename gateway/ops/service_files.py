@@ -115,6 +115,8 @@ StartLimitBurst=10
 Type=exec
 WorkingDirectory={_systemd_escape(spec.workdir)}
 ExecStart={command}
+# `systemctl --user reload {NAME}`: the gateway reloads routes.toml on SIGHUP, as on a change.
+ExecReload=/bin/kill -HUP $MAINPID
 Environment=PYTHONUNBUFFERED=1
 Restart=on-failure
 RestartSec=5

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 from typing import Any
 
 from sanic import Request, Sanic
@@ -201,19 +202,21 @@ def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None) -> Sani
         counters.start()
         runtime.health.listeners.append(counters.provider_event)
         runtime.exchange_listeners.append(AfterResponse([RequestLog(settings.log_format), counters.observe]))
-        if settings.watch:
-            def on_swap(loaded: LoadedConfig) -> None:
-                # Sanic copies it into each new connection; keep it in step with the new timeouts.
-                app.config.RESPONSE_TIMEOUT = response_timeout(loaded.ruleset)
-                counters.reloaded(True, loaded.generation)
+        def on_swap(loaded: LoadedConfig) -> None:
+            # Sanic copies it into each new connection; keep it in step with the new timeouts.
+            app.config.RESPONSE_TIMEOUT = response_timeout(loaded.ruleset)
+            counters.reloaded(True, loaded.generation)
 
-            watch = ConfigWatch(
-                settings.discovery, runtime.live, runtime.credentials, os.environ,
-                listening=f"{settings.host}:{settings.port}", on_swap=on_swap,
-                on_fail=lambda: counters.reloaded(False),
-            )
+        watch = ConfigWatch(
+            settings.discovery, runtime.live, runtime.credentials, os.environ,
+            listening=f"{settings.host}:{settings.port}", on_swap=on_swap,
+            on_fail=lambda: counters.reloaded(False),
+        )
+        if settings.watch:
             app.ctx.config_watch = watch
             app.add_task(watch.run(), name="config-watcher")
+        if hasattr(signal, "SIGHUP"):  # `kill -HUP`, systemd's ExecReload: reload, with or without --no-watch
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, watch.reload_now)
 
     @app.after_server_start
     async def _listening(app: Sanic[Any, Any]) -> None:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import signal
 import socket
 import sys
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from gateway import __version__
 from gateway.client_keys import startup_problems
@@ -30,6 +32,9 @@ from gateway.settings import (
     local_url,
 )
 from rules.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sanic import Sanic
 
 log = logging.getLogger("gateway")
 
@@ -66,6 +71,9 @@ def serve(options: ServeOptions) -> int:
         return 1
     discovery, ruleset = found.discovery, found.ruleset
     host, port = listen_address(ruleset, options.host, options.port)
+    if hasattr(signal, "SIGHUP"):
+        # Until each worker handles it (a reload), a SIGHUP must not end the gateway starting up.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         # Bound here, before any worker, with Sanic's own function: the workers inherit it.
         sock = bind_socket(host, port, backlog=BACKLOG)
@@ -115,6 +123,8 @@ def serve(options: ServeOptions) -> int:
         # (benchmarks/soak.py measured 183 of 1,000 streams lost that way). 4096 queues them.
         backlog=BACKLOG,
     )
+    if not single:
+        app.main_process_ready(_forward_hangups)
     # Created before the workers start, removed when they are gone (metrics of several workers).
     with multiprocess_directory(options.workers):
         if single:
@@ -123,6 +133,25 @@ def serve(options: ServeOptions) -> int:
             _stop_promptly_during_startup()
             Sanic.serve(primary=app, app_loader=loader)
     return 0
+
+
+async def _forward_hangups(app: Sanic[Any, Any]) -> None:
+    """In the main process of several workers: pass SIGHUP on to each worker, which reloads.
+
+    A service manager signals the main process only (systemd's ``$MAINPID``); without this the
+    signal's default action would end it, and with it every worker.
+    """
+    manager = app.manager
+
+    def forward(signum: int, frame: object) -> None:
+        for process in manager.transient_processes:
+            if process.pid:
+                try:
+                    os.kill(process.pid, signal.SIGHUP)
+                except ProcessLookupError:
+                    pass  # restarting: the new one reads the current file anyway
+
+    signal.signal(signal.SIGHUP, forward)
 
 
 def _reason(exc: OSError) -> str:
