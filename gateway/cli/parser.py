@@ -96,7 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-watch", action="store_true", help="do not reload the config when it changes")
 
     validate = _command(commands, "validate", cmd_validate, "check routes.toml files without running anything")
-    validate.add_argument("files", nargs="+", metavar="F", help="config files to check (- reads stdin)")
+    validate.add_argument(
+        "files", nargs="*", metavar="F",
+        help="config files to check (- reads stdin); none: the config `gateway serve` would load here, "
+        "with warnings for what would fail running it (a Claude Code tier no route takes, a profile's needs)",
+    )
     validate.add_argument(
         "--format",
         choices=["text", "json", "github"],
