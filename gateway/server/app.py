@@ -85,7 +85,8 @@ def _describe(request: Request, exc: Exception) -> tuple[int, str, str, bool]:
             return errors.InvalidRequest.status, errors.InvalidRequest.error_type, misplaced, False
         return errors.NotFound.status, errors.NotFound.error_type, (
             f"no such endpoint: {request.method} {request.path} (the gateway serves POST /v1/messages, "
-            "POST /v1/messages/count_tokens, GET /v1/models, GET /health, GET /metrics, GET /stats)"
+            "POST /v1/messages/count_tokens, GET /v1/models, GET /health, GET /metrics, GET /stats, "
+            "GET /sessions/{digest})"
         ), errors.NotFound.retryable
     if isinstance(exc, MethodNotAllowed):
         return errors.MethodNotAllowed.status, errors.MethodNotAllowed.error_type, (
@@ -152,7 +153,8 @@ def _client_keys(request: Request) -> HTTPResponse | None:
             return None
         runtime = ctx.runtime
         return json(health_report(runtime.live, runtime.credentials, runtime.health, details=False))
-    if gate.allows(headers, bearer=request.path in _OWN_ENDPOINTS):
+    path = request.path
+    if gate.allows(headers, bearer=path in _OWN_ENDPOINTS or path.startswith("/sessions/")):
         return None
     reason = gate.refusal_reason(headers)
     metrics.instance().refused(reason)
@@ -184,6 +186,7 @@ def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None) -> Sani
     app.add_route(endpoints.health, "/health", methods=["GET"])
     app.add_route(endpoints.metrics, "/metrics", methods=["GET"])
     app.add_route(endpoints.stats, "/stats", methods=["GET"])
+    app.add_route(endpoints.session, "/sessions/<digest:str>", methods=["GET"])
     # Client keys (every path but /health) and the trimmed /health of a LAN bind.
     app.register_middleware(_client_keys, "request")
 
@@ -201,7 +204,9 @@ def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None) -> Sani
         counters.set_generation(runtime.live.current.generation)
         counters.start()
         runtime.health.listeners.append(counters.provider_event)
-        runtime.exchange_listeners.append(AfterResponse([RequestLog(settings.log_format), counters.observe]))
+        runtime.exchange_listeners.append(
+            AfterResponse([RequestLog(settings.log_format), counters.observe, runtime.sessions.observe])
+        )
         def on_swap(loaded: LoadedConfig) -> None:
             # Sanic copies it into each new connection; keep it in step with the new timeouts.
             app.config.RESPONSE_TIMEOUT = response_timeout(loaded.ruleset)
