@@ -7,7 +7,9 @@ answered last, so the person sees "zai glm-4.7" while the UI says Sonnet.
 The memory is per worker (like the rest of ``Runtime``), bounded (the oldest sessions go first)
 and keyed by a digest of the session id, never the id itself. It is filled by an exchange
 listener, after the answer was written: nothing is added to the request path but one header
-lookup. Measured with ``benchmarks/ux_bench.py``: about 1 us per observed request.
+lookup. Measured with ``benchmarks/ux_bench.py`` on the 2-core project machine: 1.2-1.4 us per
+observed request (up to 2.8 us while other jobs load it), after the answer was written; the
+header lookup 0.14-0.2 us.
 
 Document of ``GET /sessions/{digest}`` (fields may be added, never changed)::
 
@@ -23,8 +25,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway.proxy.exchange import Exchange
 from gateway.timefmt import iso
@@ -36,13 +37,18 @@ CAPACITY = 4096  # sessions remembered per worker: ~1 MB at most
 
 
 def session_digest(session_id: str) -> str:
-    """The key of a session: 32 hex digits of its id's SHA-256 (the statusline computes it too)."""
-    return hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    """The key of a session: its id's BLAKE2b-128 in 32 hex digits (the statusline computes it too).
+
+    BLAKE2b: a third faster than SHA-256 here (0.7 against 1.0 us), and this runs per request.
+    """
+    return hashlib.blake2b(session_id.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class Served:
-    """The last request of one session, as the gateway answered it."""
+class Served(NamedTuple):
+    """The last request of one session, as the gateway answered it.
+
+    A NamedTuple, not a frozen dataclass: built per request, and that is 0.6 us against 1.6 us.
+    """
 
     at: float  # epoch seconds
     endpoint: str
