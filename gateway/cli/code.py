@@ -151,6 +151,12 @@ def cmd_code(args: argparse.Namespace) -> int:
     if started:
         print(f"gateway: started in the background at {record.url} (pid {record.pid}; log {record.log}); "
               "`gateway stop` stops it", file=sys.stderr)
+    else:
+        serving = (background.gateway_answer(instance.url) or {}).get("config") or {}
+        if serving.get("sha256") and serving["sha256"] != instance.found.ruleset.source.sha256:
+            print(f"gateway: note: the gateway at {instance.url} does not serve {instance.found.origin} as it is "
+                  f"on disk (it serves {serving.get('reason')}: another config, or a reload that failed); "
+                  "`gateway status` tells more", file=sys.stderr)
     argv = [claude, *args.claude_args]
     sys.stdout.flush()
     sys.stderr.flush()

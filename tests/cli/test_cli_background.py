@@ -206,3 +206,19 @@ def test_code_without_claude_says_how_to_install_it_and_starts_nothing(run: Run,
         "`gateway code` again"
     ]
     assert not state.exists() or list(state.glob("*.pid")) == []
+
+
+def test_code_reuses_a_gateway_serving_another_config_and_says_so(
+    run: Run, state: Path, bin_dir: Path, workdir: Path, tmp_path: Path
+) -> None:
+    _claude(bin_dir)
+    port = str(free_port())
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "routes.toml").write_text(CONDITIONAL)
+    assert run("start", "--port", port, cwd=other, env=_env(state)).code == 0
+    (workdir / "routes.toml").write_text(CONDITIONAL.replace('name = "default"', 'name = "rest"'))
+    result = run("code", "--port", port, env=_env(state, PATH=_path(bin_dir)))
+    assert result.code == 0 and f"ANTHROPIC_BASE_URL=http://127.0.0.1:{port}" in result.out
+    assert result.err.startswith(f"gateway: note: the gateway at http://127.0.0.1:{port} does not serve routes.toml")
+    assert run("stop", "--port", port, env=_env(state)).code == 0
