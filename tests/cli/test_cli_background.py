@@ -220,5 +220,8 @@ def test_code_reuses_a_gateway_serving_another_config_and_says_so(
     (workdir / "routes.toml").write_text(CONDITIONAL.replace('name = "default"', 'name = "rest"'))
     result = run("code", "--port", port, env=_env(state, PATH=_path(bin_dir)))
     assert result.code == 0 and f"ANTHROPIC_BASE_URL=http://127.0.0.1:{port}" in result.out
-    assert result.err.startswith(f"gateway: note: the gateway at http://127.0.0.1:{port} does not serve routes.toml")
+    assert result.err.startswith(
+        f"gateway: note: the gateway at http://127.0.0.1:{port} does not serve {workdir / 'routes.toml'} (./routes.toml)"
+    )
+    assert f"it serves --config {other / 'routes.toml'}" in result.err
     assert run("stop", "--port", port, env=_env(state)).code == 0
