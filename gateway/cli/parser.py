@@ -131,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _background_commands(commands)  # first in --help: `gateway code` is where a person starts
 
     serve = _command(commands, "serve", cmd_serve, "run the gateway")
     _serve_options(serve)
@@ -217,5 +218,4 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", metavar="F", help="routes.toml for the address and client key (default: found as serve finds it)"
     )
     stats.add_argument("--json", action="store_true", help="print the JSON document of GET /stats")
-    _background_commands(commands)
     return parser
