@@ -7,18 +7,22 @@ an exit code::
 
     GatewayError                      (root: anything the gateway raises on purpose)
       ClientError                     500 api_error: answered as {"type":"error","error":{...}}
-        InvalidRequest                400 invalid_request_error
-        AuthenticationFailed          401 authentication_error
-        NotFound                      404 not_found_error
-        MethodNotAllowed              405 invalid_request_error
-        RequestTooLarge               413 request_too_large
-        NotSupported                  501 api_error  (count_tokens = "reject")
+        InvalidRequest                400 invalid_request_error           no retry
+        AuthenticationFailed          401 authentication_error            no retry
+        NotFound                      404 not_found_error                 no retry
+        MethodNotAllowed              405 invalid_request_error           no retry
+        RequestTooLarge               413 request_too_large               no retry
+        NotSupported                  501 api_error  (count_tokens = "reject")   no retry
         UpstreamUnreachable           502 api_error
         UpstreamTimeout               504 timeout_error
         Overloaded                    529 overloaded_error
       UserError                       exit 1: printed as "Error: ..."
         UsageError                    exit 2: a command line that does not parse (usage shown)
         ConfigFailure                 exit 1: a config's problems, one per line, then the error
+
+"no retry": a retry cannot fix it, so the answer carries ``x-should-retry: false`` and Claude
+Code shows the message at once instead of retrying for minutes (a 401 without it is retried
+about ten times). The others are left to the client's own retry policy.
 
 Upstream errors are not ClientErrors: an Anthropic-shaped one passes through unchanged, any
 other shape is translated into Anthropic's (``gateway.wire.errors``). A config problem found by
@@ -33,10 +37,12 @@ from typing import TYPE_CHECKING, ClassVar
 
 import orjson
 
-from rules.errors import ConfigError, Problem
-
 if TYPE_CHECKING:
+    # Annotations only: importing `rules` costs ~60 ms, and `gateway statusline` (run at every
+    # prompt render) needs this module without it.
     import argparse
+
+    from rules.errors import ConfigError, Problem
 
 __all__ = [
     "AuthenticationFailed",
@@ -49,6 +55,7 @@ __all__ = [
     "NotSupported",
     "Overloaded",
     "RequestTooLarge",
+    "SHOULD_RETRY",
     "UpstreamTimeout",
     "UpstreamUnreachable",
     "UsageError",
@@ -56,6 +63,10 @@ __all__ = [
     "error_body",
     "sse_error_event",
 ]
+
+
+# The header Anthropic's SDKs (and Claude Code) obey over their own retry policy.
+SHOULD_RETRY = "x-should-retry"
 
 
 class GatewayError(Exception):
@@ -70,6 +81,8 @@ class ClientError(GatewayError):
 
     status: ClassVar[int] = 500
     error_type: ClassVar[str] = "api_error"
+    # False: the same request can only fail the same way (answered with x-should-retry: false).
+    retryable: ClassVar[bool] = True
 
     def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -84,31 +97,37 @@ class ClientError(GatewayError):
 class InvalidRequest(ClientError):
     status = 400
     error_type = "invalid_request_error"
+    retryable = False
 
 
 class AuthenticationFailed(ClientError):
     status = 401
     error_type = "authentication_error"
+    retryable = False
 
 
 class NotFound(ClientError):
     status = 404
     error_type = "not_found_error"
+    retryable = False
 
 
 class MethodNotAllowed(ClientError):
     status = 405
     error_type = "invalid_request_error"
+    retryable = False
 
 
 class RequestTooLarge(ClientError):
     status = 413
     error_type = "request_too_large"
+    retryable = False
 
 
 class NotSupported(ClientError):
     status = 501
     error_type = "api_error"
+    retryable = False
 
 
 class UpstreamUnreachable(ClientError):

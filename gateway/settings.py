@@ -23,6 +23,7 @@ __all__ = [
     "FoundConfig",
     "ServeOptions",
     "WorkerSettings",
+    "find_config",
     "is_loopback",
     "listen_address",
     "load_config",
@@ -48,12 +49,18 @@ class FoundConfig:
         return f"{found.path} ({found.reason})" if found.path is not None else found.reason
 
 
+def find_config(config: str | None, env: Mapping[str, str], cwd: Path) -> Discovery:
+    """Where the config comes from (``--config``, ``$GATEWAY_CONFIG``, ./routes.toml, legacy,
+    default), without loading it. Raises ``ConfigError`` for a --config that is not a file."""
+    return discover(config, env, cwd)
+
+
 def load_config(config: str | None, env: Mapping[str, str], cwd: Path) -> FoundConfig:
     """Find (``--config``, ``$GATEWAY_CONFIG``, ./routes.toml, legacy, default), load and check.
 
     Raises ``rules.errors.ConfigError`` with every problem, located.
     """
-    found = discover(config, env, cwd)
+    found = find_config(config, env, cwd)
     ruleset = load_discovered(found, env)
     check_sources(ruleset.server.client_keys, file=ruleset.source.path)
     return FoundConfig(found, ruleset)

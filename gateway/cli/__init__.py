@@ -2,9 +2,13 @@
 
 ::
 
+    gateway code [--config F] [--port P] [--] [CLAUDE ARGS...]
+    gateway start [serve's options]
+    gateway stop|status [--config F] [--host H] [--port P]
+    gateway statusline [--url U] [--timeout S]
     gateway serve [--config F] [--host H] [--port P] [--workers N] [--log-level L]
                   [--log-format text|json] [--log-file F] [--no-watch]
-    gateway validate F... [--format text|json|github] [--strict]
+    gateway validate [F...] [--format text|json|github] [--strict]
     gateway explain MODEL [--config F] [--request FILE]
     gateway routes --from-env
     gateway schema
@@ -21,7 +25,8 @@ A ``.env`` file in the working directory is read first by serve, explain, valida
 variables already set in the environment win over it.
 
 Only ``serve`` imports the server (Sanic, httpx). The other commands run in CI jobs and editors,
-so they import the rule engine alone and start fast.
+so they import the rule engine alone and start fast; ``statusline``, run at every prompt render
+of Claude Code, is dispatched before the parser is built and imports not even that.
 
 ``validate --format json`` prints one object (stable: fields may be added, never changed)::
 
@@ -41,12 +46,19 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from gateway.cli.parser import build_parser
-from gateway.errors import ConfigFailure, UsageError, UserError
-from rules.errors import ConfigError
+if TYPE_CHECKING:
+    from gateway.errors import UsageError, UserError
 
 __all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``gateway`` (for ``--help`` output and tests)."""
+    from gateway.cli.parser import build_parser as build
+
+    return build()
 
 
 def _print_usage_error(exc: UsageError) -> None:
@@ -71,9 +83,27 @@ def _silence_stdout() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 success, 1 failure, 2 usage mistake)."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["statusline"]:
+        # Claude Code runs it at every prompt render: no parser of every command, no rule engine.
+        from gateway.cli.statusline import run
+
+        return run(words[1:])
+    from gateway.errors import ConfigFailure, UsageError, UserError
+    from rules.errors import ConfigError
+
     parser = build_parser()
+    claude_args: list[str] | None = None
+    if words[:1] == ["code"]:
+        # gateway code's own options come first; the rest is Claude Code's, whatever it looks like.
+        from gateway.cli.code import split_code_args
+
+        ours, claude_args = split_code_args(words[1:])
+        words = ["code", *ours]
     try:
-        args, extras = parser.parse_known_args(argv)
+        args, extras = parser.parse_known_args(words)
+        if claude_args is not None:
+            args.claude_args = claude_args
         if extras:
             # Reported by the subcommand's parser, so the usage shown is the command's own.
             raise UsageError(f"unrecognized arguments: {' '.join(extras)}", getattr(args, "parser", parser))

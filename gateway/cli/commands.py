@@ -104,9 +104,10 @@ def cmd_init(args: argparse.Namespace) -> int:
         ) from None
     except OSError as exc:
         raise UserError(f"cannot write {output}: {exc.strerror}") from None
+    check = "gateway validate" if output == Path(DEFAULT_OUTPUT) else f"gateway validate {output}"
     print(
-        f"Wrote {output} (profile {args.profile!r}). Edit it, check it with "
-        f"`gateway validate {output}`, then run `gateway serve`.",
+        f"Wrote {output} (profile {args.profile!r}). Edit it, check it with `{check}`, then run "
+        "`gateway code` (Claude Code through it) or `gateway serve`.",
         file=sys.stderr,
     )
     return 0

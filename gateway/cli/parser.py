@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from gateway import __version__
+from gateway.cli.code import cmd_code, cmd_start, cmd_status, cmd_stop
 from gateway.cli.commands import (
     DEFAULT_OUTPUT,
     DEFAULT_PROFILE,
@@ -19,6 +20,7 @@ from gateway.cli.commands import (
     cmd_stats,
 )
 from gateway.cli.explain import cmd_explain
+from gateway.cli.statusline import cmd_statusline
 from gateway.cli.validate import cmd_validate
 from gateway.errors import UsageError
 
@@ -64,6 +66,63 @@ def _command(
     return parser
 
 
+def _address_options(parser: argparse.ArgumentParser, *, host: bool = True) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="F",
+        help="routes.toml to use (default: $GATEWAY_CONFIG, ./routes.toml, "
+        "the legacy environment, the embedded default)",
+    )
+    if host:
+        parser.add_argument("--host", metavar="H", help="address to listen on (default: [server] host, or 127.0.0.1)")
+    parser.add_argument("--port", metavar="P", type=_port, help="port to listen on (default: [server] port, or 8082)")
+
+
+def _serve_options(parser: argparse.ArgumentParser) -> None:
+    """serve's options, which ``gateway start`` takes too."""
+    _address_options(parser)
+    parser.add_argument("--workers", metavar="N", type=_positive_int, default=1, help="worker processes (default 1)")
+    parser.add_argument(
+        "--log-level",
+        metavar="L",
+        default="info",
+        type=str.lower,
+        choices=["debug", "info", "warning", "error", "critical"],
+        help="debug, info (default), warning, error or critical",
+    )
+    parser.add_argument("--log-format", choices=["text", "json"], default="text", help="log lines (default text)")
+    parser.add_argument("--log-file", metavar="F", help="write the log to this file instead of stderr")
+    parser.add_argument("--no-watch", action="store_true", help="do not reload the config when it changes")
+
+
+def _background_commands(commands: Any) -> None:
+    """code, start, stop, status, statusline: working through a gateway in the background."""
+    code = _command(
+        commands, "code", cmd_code,
+        "run Claude Code through the gateway, starting one in the background if none answers",
+    )
+    _address_options(code, host=False)
+    code.add_argument(
+        "claude_args", nargs=argparse.REMAINDER, metavar="CLAUDE ARGS",
+        help="passed to `claude` (everything after gateway code's own options, or after --)",
+    )
+    start = _command(commands, "start", cmd_start, "run the gateway in the background (serve's options)")
+    _serve_options(start)
+    for name, handler, text in (
+        ("stop", cmd_stop, "stop the gateway `gateway start` started"),
+        ("status", cmd_status, "is a gateway running at the config's address? (exit 3 if not)"),
+    ):
+        _address_options(_command(commands, name, handler, text))
+    statusline = _command(
+        commands, "statusline", cmd_statusline,
+        "Claude Code's status line: which provider and model served this session, and the plan's usage",
+    )
+    statusline.add_argument("--url", metavar="U", help="the gateway to ask (default: $ANTHROPIC_BASE_URL, "
+                            "else the config's [server] address)")
+    statusline.add_argument("--timeout", metavar="S", type=float, default=0.5,
+                            help="seconds to wait for the gateway (default 0.5)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``gateway`` (for ``--help`` output and tests)."""
     parser = _Parser(
@@ -72,31 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _background_commands(commands)  # first in --help: `gateway code` is where a person starts
 
     serve = _command(commands, "serve", cmd_serve, "run the gateway")
-    serve.add_argument(
-        "--config",
-        metavar="F",
-        help="routes.toml to use (default: $GATEWAY_CONFIG, ./routes.toml, "
-        "the legacy environment, the embedded default)",
-    )
-    serve.add_argument("--host", metavar="H", help="address to listen on (default: [server] host, or 127.0.0.1)")
-    serve.add_argument("--port", metavar="P", type=_port, help="port to listen on (default: [server] port, or 8082)")
-    serve.add_argument("--workers", metavar="N", type=_positive_int, default=1, help="worker processes (default 1)")
-    serve.add_argument(
-        "--log-level",
-        metavar="L",
-        default="info",
-        type=str.lower,
-        choices=["debug", "info", "warning", "error", "critical"],
-        help="debug, info (default), warning, error or critical",
-    )
-    serve.add_argument("--log-format", choices=["text", "json"], default="text", help="log lines (default text)")
-    serve.add_argument("--log-file", metavar="F", help="write the log to this file instead of stderr")
-    serve.add_argument("--no-watch", action="store_true", help="do not reload the config when it changes")
+    _serve_options(serve)
 
     validate = _command(commands, "validate", cmd_validate, "check routes.toml files without running anything")
-    validate.add_argument("files", nargs="+", metavar="F", help="config files to check (- reads stdin)")
+    validate.add_argument(
+        "files", nargs="*", metavar="F",
+        help="config files to check (- reads stdin); none: the config `gateway serve` would load here, "
+        "with warnings for what would fail running it (a Claude Code tier no route takes, a profile's needs)",
+    )
     validate.add_argument(
         "--format",
         choices=["text", "json", "github"],

@@ -1,6 +1,10 @@
-"""``gateway validate F... [--format text|json|github] [--strict]``: check configs without running.
+"""``gateway validate [F...] [--format text|json|github] [--strict]``: check configs without running.
 
 Exit 0 when every file is valid, 1 when one is not (``--strict``: warnings fail too).
+
+Without files it checks the config ``gateway serve`` would load here (found as serve finds it,
+and named on stderr), as ``nginx -t`` does, and also what would go wrong running it here: a
+Claude Code tier no route takes, a profile's ``# needs:`` not met (``gateway.cli.checks``).
 ``--format json`` prints one object (stable: fields may be added, never changed)::
 
     {"valid": false, "strict": false,
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -24,6 +29,7 @@ from typing import Any
 
 from gateway.cli.environment import environment
 from rules.errors import Problem
+from rules.model import RuleSet
 
 __all__ = ["STDIO", "cmd_validate", "plural", "text_line"]
 
@@ -47,20 +53,48 @@ class _FileResult:
         return self.errors == 0 and not (strict and self.warnings)
 
 
-def _check_file(name: str, env: Mapping[str, str]) -> _FileResult:
+def _check_file(name: str, env: Mapping[str, str], shown: str | None = None) -> tuple[_FileResult, RuleSet | None, bytes]:
     from rules.loader import check_bytes
 
-    shown = "<stdin>" if name == STDIO else name
+    shown = shown or ("<stdin>" if name == STDIO else name)
     try:
         data = sys.stdin.buffer.read() if name == STDIO else Path(name).read_bytes()
     except FileNotFoundError:
-        return _FileResult(shown, [Problem("no such file; check the path", file=shown)])
+        return _FileResult(shown, [Problem("no such file; check the path", file=shown)]), None, b""
     except IsADirectoryError:
-        return _FileResult(shown, [Problem("is a directory; give the path of a .toml file", file=shown)])
+        return _FileResult(shown, [Problem("is a directory; give the path of a .toml file", file=shown)]), None, b""
     except OSError as exc:
-        return _FileResult(shown, [Problem(f"cannot read the file: {exc.strerror}", file=shown)])
-    _, problems = check_bytes(data, file=shown, env=env)
-    return _FileResult(shown, list(problems))
+        return _FileResult(shown, [Problem(f"cannot read the file: {exc.strerror}", file=shown)]), None, b""
+    ruleset, problems = check_bytes(data, file=shown, env=env)
+    return _FileResult(shown, list(problems)), ruleset, data
+
+
+def _check_served(env: Mapping[str, str]) -> tuple[_FileResult, str]:
+    """The config ``serve`` would load here, checked, with what would fail running it; and its origin."""
+    from gateway.cli.checks import coverage_warnings, needs_warnings
+    from gateway.settings import find_config
+    from rules.discover import load_discovered
+    from rules.errors import ConfigError
+
+    cwd = Path.cwd()
+    try:
+        found = find_config(None, env, cwd)
+    except ConfigError as exc:  # $GATEWAY_CONFIG names no file
+        return _FileResult("$GATEWAY_CONFIG", list(exc.problems)), "$GATEWAY_CONFIG"
+    if found.kind == "file" and found.path is not None:
+        shown = os.path.relpath(found.path, cwd) if found.path.is_relative_to(cwd) else str(found.path)
+        result, ruleset, data = _check_file(str(found.path), env, shown)
+        if ruleset is not None:
+            result.problems.extend(coverage_warnings(ruleset, env, shown))
+        text = data.decode("utf-8", "replace")
+        result.problems.extend(needs_warnings(text, shown, env, known=result.problems))
+        return result, f"{shown} ({found.reason})"
+    shown = f"<{found.reason.split(':')[0]}>"  # <legacy environment>, <embedded default>
+    try:
+        ruleset = load_discovered(found, env)
+    except ConfigError as exc:
+        return _FileResult(shown, list(exc.problems)), found.reason
+    return _FileResult(shown, [*ruleset.warnings, *coverage_warnings(ruleset, env, shown)]), found.reason
 
 
 def text_line(problem: Problem) -> str:
@@ -108,14 +142,20 @@ def plural(count: int, word: str) -> str:
 def cmd_validate(args: argparse.Namespace) -> int:
     env = environment()
     strict: bool = args.strict
-    results = [_check_file(name, env) for name in args.files]
+    source: str | None = None
+    if args.files:
+        results = [_check_file(name, env)[0] for name in args.files]
+    else:
+        served, source = _check_served(env)
+        results = [served]
+        print(f"checking {source}: the config `gateway serve` would load here", file=sys.stderr)
     invalid = sum(1 for r in results if not r.valid(strict))
     errors = sum(r.errors for r in results)
     warnings = sum(r.warnings for r in results)
     out = sys.stdout
 
     if args.format == "json":
-        document = {
+        document: dict[str, Any] = {
             "valid": invalid == 0,
             "strict": strict,
             "summary": {"files": len(results), "invalid": invalid, "errors": errors, "warnings": warnings},
@@ -130,6 +170,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 for r in results
             ],
         }
+        if source is not None:
+            document["config"] = source  # what was checked, when no file was named
         out.write(json.dumps(document, indent=2) + "\n")
     else:
         render: Callable[[Problem], str] = (

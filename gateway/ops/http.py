@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.client_keys import HEADER
 from gateway.errors import UserError
 
 __all__ = ["Answer", "Unreachable", "gateway_json", "request"]
@@ -81,6 +80,8 @@ def gateway_json(base_url: str, path: str, *, key: str | None = None, timeout: f
     Raises ``UserError`` with what to do: nothing answers, a 401 (set the key), or an answer
     that is not the gateway's.
     """
+    from gateway.client_keys import HEADER  # the rule engine's import cost, only for this
+
     url = base_url.rstrip("/") + path
     try:
         answer = request("GET", url, headers={HEADER: key} if key else None, timeout=timeout)

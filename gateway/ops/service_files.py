@@ -29,6 +29,7 @@ __all__ = [
     "render_systemd",
     "render_task_xml",
     "service_paths",
+    "state_dir",
 ]
 
 NAME = "claude-gateway"
@@ -73,18 +74,34 @@ class ServicePaths:
     log_file: Path
 
 
+def state_dir(platform: Platform, home: Path, env: Mapping[str, str], *, rooted: bool = False) -> Path:
+    """The user's directory for the gateway's state: logs, and the pid files of ``gateway start``.
+
+    Linux: ``$XDG_STATE_HOME/claude-gateway`` (default ``~/.local/state``); macOS:
+    ``~/Library/Application Support/claude-gateway``; Windows: ``%LOCALAPPDATA%\\claude-gateway``.
+    ``rooted``: below ``home`` only, whatever the environment says (tests, packagers).
+    """
+    if platform == "linux":
+        state_home = Path(env["XDG_STATE_HOME"]) if env.get("XDG_STATE_HOME") and not rooted else home / ".local" / "state"
+        return state_home / NAME
+    if platform == "macos":
+        return home / "Library" / "Application Support" / NAME
+    local = Path(env["LOCALAPPDATA"]) if env.get("LOCALAPPDATA") and not rooted else home / "AppData" / "Local"
+    return local / NAME
+
+
 def service_paths(platform: Platform, home: Path, env: Mapping[str, str], *, rooted: bool) -> ServicePaths:
     """The service file and the log file for ``platform`` (XDG and LOCALAPPDATA honoured unless rooted)."""
     if platform == "linux":
         config_home = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") and not rooted else home / ".config"
-        state_home = Path(env["XDG_STATE_HOME"]) if env.get("XDG_STATE_HOME") and not rooted else home / ".local" / "state"
-        return ServicePaths(config_home / "systemd" / "user" / f"{NAME}.service", state_home / NAME / "gateway.log")
+        log_file = state_dir(platform, home, env, rooted=rooted) / "gateway.log"
+        return ServicePaths(config_home / "systemd" / "user" / f"{NAME}.service", log_file)
     if platform == "macos":
         return ServicePaths(
             home / "Library" / "LaunchAgents" / f"{LABEL}.plist", home / "Library" / "Logs" / NAME / "gateway.log"
         )
-    local = Path(env["LOCALAPPDATA"]) if env.get("LOCALAPPDATA") and not rooted else home / "AppData" / "Local"
-    return ServicePaths(local / NAME / f"{NAME}-task.xml", local / NAME / "gateway.log")
+    state = state_dir(platform, home, env, rooted=rooted)
+    return ServicePaths(state / f"{NAME}-task.xml", state / "gateway.log")
 
 
 
@@ -115,6 +132,8 @@ StartLimitBurst=10
 Type=exec
 WorkingDirectory={_systemd_escape(spec.workdir)}
 ExecStart={command}
+# `systemctl --user reload {NAME}`: the gateway reloads routes.toml on SIGHUP, as on a change.
+ExecReload=/bin/kill -HUP $MAINPID
 Environment=PYTHONUNBUFFERED=1
 Restart=on-failure
 RestartSec=5

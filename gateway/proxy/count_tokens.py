@@ -35,7 +35,7 @@ from gateway.proxy.exchange import Attempt, Exchange
 from gateway.proxy.failures import network_failure
 from gateway.proxy.forward import Proxy
 from gateway.proxy.refusals import refusal, respond
-from gateway.proxy.relay import whole_answer
+from gateway.proxy.relay import add_provenance, whole_answer
 from gateway.upstream.client import Upstream
 from gateway.upstream.transport import read_body
 from gateway.wire.body import RequestBody
@@ -68,6 +68,8 @@ class CountTokens:
         provider = target.provider
         model = target.upstream_model(body.model)
         if policy.mode == "reject":
+            # Recorded, so the error answer (and the log, metrics) name the provider it came from.
+            exchange.attempts.append(Attempt(provider.name, model, "policy", detail="count_tokens = reject"))
             raise NotSupported(
                 f"count_tokens is not offered for model '{body.model}' by provider '{provider.name}' "
                 f"(routes.toml: count_tokens = \"reject\"); clients such as Claude Code fall back "
@@ -79,10 +81,12 @@ class CountTokens:
             if answer is None:
                 answer = estimate_answer(body.doc)
                 self.cache.keep(key, answer)
-            exchange.attempts.append(Attempt(provider.name, model, "ok", 200, detail="local estimate"))
+            attempt = Attempt(provider.name, model, "ok", 200, detail="local estimate")
+            exchange.attempts.append(attempt)
             exchange.status = answer.status
             exchange.ttfb = time.perf_counter() - exchange.started
-            return HTTPResponse(answer.content, status=answer.status, headers=dict(answer.headers), content_type=None)
+            headers = add_provenance(dict(answer.headers), exchange.route, attempt)
+            return HTTPResponse(answer.content, status=answer.status, headers=headers, content_type=None)
         return await self._via(request, policy.via or "", target, body, exchange, path)
 
     async def send(

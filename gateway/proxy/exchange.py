@@ -30,6 +30,7 @@ class Exchange:
     request_id: str
     endpoint: str  # "messages" or "count_tokens"
     client: str = ""
+    session: str | None = None  # Claude Code's x-claude-code-session-id, when sent
     model: str = ""
     route: str | None = None
     stream: bool = False

@@ -17,6 +17,7 @@ from sanic.response import HTTPResponse
 
 from gateway.proxy.exchange import Exchange
 from gateway.proxy.failures import UpstreamAnswer
+from gateway.proxy.relay import add_provenance
 from gateway.upstream.provider_health import ProviderHealth
 from gateway.wire.errors import dialect, translate
 from gateway.wire.headers import downstream_headers
@@ -73,8 +74,11 @@ def refusal(
 
 
 def respond(answer: UpstreamAnswer, exchange: Exchange) -> HTTPResponse:
-    """The client's response for an upstream error answer (translated or not)."""
+    """The client's response for an upstream error answer (translated or not), naming who sent it."""
     status, data, headers = answer
     exchange.status = status
     exchange.ttfb = time.perf_counter() - exchange.started
+    used = exchange.used  # the target that sent it (a later one may have failed differently)
+    if used is not None:
+        add_provenance(headers, exchange.route, used)
     return HTTPResponse(data, status=status, headers=headers, content_type=None)

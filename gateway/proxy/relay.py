@@ -5,6 +5,9 @@ reads them only after they were sent, for usage and thinking signatures. Once th
 bytes the answer is committed: a stream that breaks later ends with an SSE ``error`` event,
 never a silent cut. When the client goes away, Sanic cancels the handler task and the
 ``finally`` blocks close the upstream response at once.
+
+Every answer names who gave it: ``x-gateway-route``, ``x-gateway-provider`` and
+``x-gateway-model`` (the upstream model), added to the headers built here (``add_provenance``).
 """
 
 from __future__ import annotations
@@ -16,14 +19,42 @@ from sanic import Request
 from sanic.response import HTTPResponse
 
 from gateway.errors import sse_error_event
-from gateway.proxy.exchange import Exchange
+from gateway.proxy.exchange import Attempt, Exchange
 from gateway.proxy.failures import network_failure
 from gateway.wire.headers import downstream_headers
 from gateway.wire.signatures import SignatureStore
 from gateway.wire.sse import StreamObserver, observe_message
 from rules.model import Provider
 
-__all__ = ["is_event_stream", "relay_stream", "whole_answer"]
+__all__ = [
+    "MODEL_HEADER",
+    "PROVIDER_HEADER",
+    "ROUTE_HEADER",
+    "add_provenance",
+    "is_event_stream",
+    "relay_stream",
+    "whole_answer",
+]
+
+ROUTE_HEADER = "x-gateway-route"
+PROVIDER_HEADER = "x-gateway-provider"
+MODEL_HEADER = "x-gateway-model"
+
+
+def add_provenance(headers: dict[str, str], route: str | None, attempt: Attempt) -> dict[str, str]:
+    """Name the route, provider and upstream model of ``attempt`` in ``headers``; returns them.
+
+    Route and provider names are restricted by the schema to header-safe characters; a model
+    name may come from the client, so one that is not printable ASCII is left out rather than
+    risk a broken (or injected) header.
+    """
+    if route is not None:
+        headers[ROUTE_HEADER] = route
+    headers[PROVIDER_HEADER] = attempt.provider
+    model = attempt.model
+    if model.isascii() and model.isprintable():
+        headers[MODEL_HEADER] = model
+    return headers
 
 
 def is_event_stream(response: httpx.Response) -> bool:
@@ -44,6 +75,8 @@ def whole_answer(
         seen = observe_message(data, lambda sig: signatures.record(sig, name))
         exchange.input_tokens, exchange.output_tokens = seen.input_tokens, seen.output_tokens
     headers = downstream_headers(response.headers.multi_items())
+    if exchange.attempts:
+        add_provenance(headers, exchange.route, exchange.attempts[-1])
     return HTTPResponse(data, status=status, headers=headers, content_type=None)
 
 
@@ -62,9 +95,10 @@ async def relay_stream(
     exchange.stream = True
     error: str | None = None
     try:
-        out = await request.respond(
-            status=response.status_code, headers=downstream_headers(response.headers.multi_items())
-        )
+        headers = downstream_headers(response.headers.multi_items())
+        if exchange.attempts:
+            add_provenance(headers, exchange.route, exchange.attempts[-1])
+        out = await request.respond(status=response.status_code, headers=headers)
         first = True
         try:
             async for chunk in response.aiter_raw():

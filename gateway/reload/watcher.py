@@ -8,6 +8,9 @@ Every worker runs one ``ConfigWatch``, started with its event loop::
       -> credentials file changed: say so (the credential cache re-reads it by itself)
       -> the paths moved (symlink swap, other OAuth files in the new rules): watch those instead
 
+``reload_now()`` looks at the files at once, as a change would (the server calls it on SIGHUP,
+also with ``--no-watch``, where ``run()`` is never started).
+
 The watcher knows nothing of the server: whoever starts it says what else to do after a swap
 or a failure (``on_swap``, ``on_fail``: new timeouts, metrics).
 """
@@ -167,6 +170,7 @@ class ConfigWatch:
         on_swap: Callable[[LoadedConfig], None] | None = None,
         on_fail: Callable[[], None] | None = None,
     ) -> None:
+        self._live = live
         reloader = None
         if discovery.kind == "file" and discovery.path is not None:
             reloader = ConfigReloader(discovery.path, live, env, listening=listening,
@@ -177,6 +181,36 @@ class ConfigWatch:
         self._watcher = _Watcher(reloader, files, live, env) if reloader or files.paths else None
         self._stop = threading.Event()
         self._task: asyncio.Task[object] | None = None
+        self._source = "the legacy environment" if discovery.kind == "env" else "the embedded default"
+        self._asked: set[asyncio.Task[None]] = set()  # reload_now() tasks, kept until they end
+
+    def reload_now(self) -> None:
+        """Look at the config (and credentials) files now, as a change would: for SIGHUP.
+
+        Call it on the worker's loop (a signal handler added with ``loop.add_signal_handler``).
+        """
+        task = asyncio.get_running_loop().create_task(self._reload_now())
+        self._asked.add(task)
+        task.add_done_callback(self._asked.discard)
+
+    async def _reload_now(self) -> None:
+        watcher = self._watcher
+        live = self._live
+        if watcher is None or watcher.reloader is None:
+            log.info("config: reload asked (SIGHUP), but the config comes from %s, which is only read at "
+                     "start: restart the gateway to change it", self._source)
+            if watcher is not None:
+                watcher.credentials.check()
+            return
+        before = live.current.generation
+        try:
+            await watcher.react()
+        except Exception:  # a bug here must not end the worker: the signal handler has no caller
+            log.exception("config: reload asked (SIGHUP) failed")
+            return
+        if live.current.generation == before and live.last_error is None:
+            log.info("config: reload asked (SIGHUP): %s is unchanged; still serving generation %d",
+                     watcher.reloader.path, before)
 
     async def run(self) -> None:
         """Watch until ``stop()``."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 from typing import Any
 
 from sanic import Request, Sanic
@@ -23,12 +24,13 @@ from sanic.exceptions import (
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 
-from gateway import errors
-from gateway.errors import ClientError, error_body
+from gateway import __version__, errors
+from gateway.errors import SHOULD_RETRY, ClientError, error_body
 from gateway.ops import metrics
 from gateway.ops.health import health_report
 from gateway.ops.logs import setup_logging
 from gateway.ops.requestlog import AfterResponse, RequestLog, log_refusal
+from gateway.proxy.relay import ROUTE_HEADER, add_provenance
 from gateway.reload.live import LiveConfig, LoadedConfig
 from gateway.reload.watcher import ConfigWatch
 from gateway.server import endpoints
@@ -53,50 +55,84 @@ class AnthropicErrors(ErrorHandler):
     """Every error as Anthropic-shaped JSON; a stack trace goes to the log, never to the client."""
 
     def default(self, request: Request, exception: Exception) -> HTTPResponse:
-        status, error_type, message = _describe(request, exception)
-        headers = exception.headers if isinstance(exception, ClientError) else {}
+        status, error_type, message, retryable = _describe(request, exception)
+        headers = dict(exception.headers) if isinstance(exception, ClientError) else {}
+        if not retryable:
+            headers[SHOULD_RETRY] = "false"
         exchange = getattr(getattr(request, "ctx", None), "exchange", None)
-        if exchange is not None and not exchange.status:
-            exchange.status, exchange.error = status, message
+        if exchange is not None:
+            if not exchange.status:
+                exchange.status, exchange.error = status, message
+            if exchange.attempts:  # it came from a provider: name it, as every answer does
+                add_provenance(headers, exchange.route, exchange.attempts[-1])
+            elif exchange.route is not None:
+                headers[ROUTE_HEADER] = exchange.route
         return HTTPResponse(error_body(error_type, message), status=status, headers=headers,
                             content_type="application/json")
 
 
-def _describe(request: Request, exc: Exception) -> tuple[int, str, str]:
-    """Status, error type and message; Sanic's own exceptions take the gateway tree's status and type."""
+def _describe(request: Request, exc: Exception) -> tuple[int, str, str, bool]:
+    """Status, error type, message and whether a retry may help; Sanic's own exceptions take the
+    gateway tree's status, type and retryability."""
     if isinstance(exc, ClientError):
-        return exc.status, exc.error_type, exc.message
+        return exc.status, exc.error_type, exc.message, exc.retryable
     if isinstance(exc, asyncio.CancelledError):
         # The client left (Esc in Claude Code) before an answer: routine, nobody to answer.
-        return 499, errors.ClientError.error_type, "the client closed the connection"
+        return 499, errors.ClientError.error_type, "the client closed the connection", True
     if isinstance(exc, NotFound):
+        misplaced = _misplaced_messages_call(request)
+        if misplaced is not None:
+            return errors.InvalidRequest.status, errors.InvalidRequest.error_type, misplaced, False
         return errors.NotFound.status, errors.NotFound.error_type, (
             f"no such endpoint: {request.method} {request.path} (the gateway serves POST /v1/messages, "
-            "POST /v1/messages/count_tokens, GET /v1/models, GET /health, GET /metrics, GET /stats)"
-        )
+            "POST /v1/messages/count_tokens, GET /v1/models, GET /health, GET /metrics, GET /stats, "
+            "GET /sessions/{digest})"
+        ), errors.NotFound.retryable
     if isinstance(exc, MethodNotAllowed):
         return errors.MethodNotAllowed.status, errors.MethodNotAllowed.error_type, (
             f"method {request.method} is not allowed on {request.path}"
-        )
+        ), errors.MethodNotAllowed.retryable
     if isinstance(exc, PayloadTooLarge):
         limit = request.app.config.REQUEST_MAX_SIZE / (1024 * 1024)
         return errors.RequestTooLarge.status, errors.RequestTooLarge.error_type, (
             f"request body is larger than the gateway's limit of {limit:g} MiB "
             "(server.max_body_mb in routes.toml)"
-        )
+        ), errors.RequestTooLarge.retryable
     if isinstance(exc, ServiceUnavailable):
         return errors.UpstreamTimeout.status, errors.UpstreamTimeout.error_type, (
             "the gateway gave up waiting for the upstream answer"
-        )
+        ), errors.UpstreamTimeout.retryable
     if isinstance(exc, RequestTimeout):
-        return 408, errors.InvalidRequest.error_type, "the request was not received in time"
+        return 408, errors.InvalidRequest.error_type, "the request was not received in time", True
     if isinstance(exc, SanicException) and exc.status_code < 500:
         # BadRequest and the rest of the client errors Sanic raises while reading a request.
-        return exc.status_code, errors.InvalidRequest.error_type, str(exc) or "bad request"
+        return exc.status_code, errors.InvalidRequest.error_type, str(exc) or "bad request", False
     exchange = getattr(getattr(request, "ctx", None), "exchange", None)
     ref = f" (request {exchange.request_id})" if exchange is not None else ""
     log.error("internal error on %s %s%s", request.method, request.path, ref, exc_info=exc)
-    return 500, "api_error", f"internal gateway error{ref}; the gateway log has the details"
+    return 500, "api_error", f"internal gateway error{ref}; the gateway log has the details", True
+
+
+_MESSAGES_PATHS = ("/v1/messages", "/v1/messages/count_tokens")
+
+
+def _misplaced_messages_call(request: Request) -> str | None:
+    """The fix for a Messages call under an extra prefix (``ANTHROPIC_BASE_URL=.../v1`` gives
+    ``/v1/v1/messages``), or None.
+
+    Answered as a 400, not a 404: Claude Code replaces the text of any 404 with "There's an
+    issue with the selected model ... It may not exist", which hides the fix.
+    """
+    path = request.path
+    for suffix in _MESSAGES_PATHS:
+        if path.endswith(suffix) and path != suffix:
+            prefix = path[: -len(suffix)]
+            base = f"{request.scheme}://{request.host}"
+            return (
+                f"the gateway serves {suffix} at its root, but this request came to {path}: set "
+                f"ANTHROPIC_BASE_URL to {base} (without {prefix}; Claude Code adds /v1 itself)"
+            )
+    return None
 
 
 # The gateway's own endpoints: here a client key may also come as Authorization: Bearer.
@@ -117,13 +153,15 @@ def _client_keys(request: Request) -> HTTPResponse | None:
             return None
         runtime = ctx.runtime
         return json(health_report(runtime.live, runtime.credentials, runtime.health, details=False))
-    if gate.allows(headers, bearer=request.path in _OWN_ENDPOINTS):
+    path = request.path
+    if gate.allows(headers, bearer=path in _OWN_ENDPOINTS or path.startswith("/sessions/")):
         return None
     reason = gate.refusal_reason(headers)
     metrics.instance().refused(reason)
     log_refusal(request.client_ip, request.method, request.path, reason, fmt=gate.log_format)
     body = error_body("authentication_error", gate.refusal(headers))
-    return HTTPResponse(body, status=401, content_type="application/json")
+    # A missing or wrong gateway key stays wrong on a retry: Claude Code shows it at once.
+    return HTTPResponse(body, status=401, headers={SHOULD_RETRY: "false"}, content_type="application/json")
 
 
 def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None) -> Sanic[Any, Any]:
@@ -148,6 +186,7 @@ def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None) -> Sani
     app.add_route(endpoints.health, "/health", methods=["GET"])
     app.add_route(endpoints.metrics, "/metrics", methods=["GET"])
     app.add_route(endpoints.stats, "/stats", methods=["GET"])
+    app.add_route(endpoints.session, "/sessions/<digest:str>", methods=["GET"])
     # Client keys (every path but /health) and the trimmed /health of a LAN bind.
     app.register_middleware(_client_keys, "request")
 
@@ -165,21 +204,32 @@ def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None) -> Sani
         counters.set_generation(runtime.live.current.generation)
         counters.start()
         runtime.health.listeners.append(counters.provider_event)
-        runtime.exchange_listeners.append(AfterResponse([RequestLog(settings.log_format), counters.observe]))
-        if settings.watch:
-            def on_swap(loaded: LoadedConfig) -> None:
-                # Sanic copies it into each new connection; keep it in step with the new timeouts.
-                app.config.RESPONSE_TIMEOUT = response_timeout(loaded.ruleset)
-                counters.reloaded(True, loaded.generation)
-                runtime.health.config_reloaded()  # a new key may serve where the old was refused
+        runtime.exchange_listeners.append(
+            AfterResponse([RequestLog(settings.log_format), counters.observe, runtime.sessions.observe])
+        )
 
-            watch = ConfigWatch(
-                settings.discovery, runtime.live, runtime.credentials, os.environ,
-                listening=f"{settings.host}:{settings.port}", on_swap=on_swap,
-                on_fail=lambda: counters.reloaded(False),
-            )
+        def on_swap(loaded: LoadedConfig) -> None:
+            # Sanic copies it into each new connection; keep it in step with the new timeouts.
+            app.config.RESPONSE_TIMEOUT = response_timeout(loaded.ruleset)
+            counters.reloaded(True, loaded.generation)
+            runtime.health.config_reloaded()  # a new key may serve where the old was refused
+
+        watch = ConfigWatch(
+            settings.discovery, runtime.live, runtime.credentials, os.environ,
+            listening=f"{settings.host}:{settings.port}", on_swap=on_swap,
+            on_fail=lambda: counters.reloaded(False),
+        )
+        if settings.watch:
             app.ctx.config_watch = watch
             app.add_task(watch.run(), name="config-watcher")
+        if hasattr(signal, "SIGHUP"):  # `kill -HUP`, systemd's ExecReload: reload, with or without --no-watch
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, watch.reload_now)
+
+    @app.after_server_start
+    async def _listening(app: Sanic[Any, Any]) -> None:
+        # Said once this worker serves, never before: a person (or `gateway start`) reads it as "ready".
+        shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+        log.info("gateway %s listening on http://%s:%d (pid %d)", __version__, shown, settings.port, os.getpid())
 
     @app.before_server_stop
     async def _stop_watching(app: Sanic[Any, Any]) -> None:

@@ -1,4 +1,5 @@
-"""The HTTP endpoints: /v1/messages, /v1/messages/count_tokens, /v1/models, /health, /metrics, /stats.
+"""The HTTP endpoints: /v1/messages, /v1/messages/count_tokens, /v1/models, /health, /metrics, /stats,
+/sessions/{digest}.
 
 Each request takes the worker's current rules once, at entry (``live.current``), and keeps
 them to the end, whatever reloads happen meanwhile.
@@ -12,16 +13,17 @@ import os
 from sanic import Request
 from sanic.response import HTTPResponse, json
 
-from gateway.errors import ClientError, NotFound
+from gateway.errors import ClientError, InvalidRequest, NotFound
 from gateway.ops import metrics as counters
 from gateway.ops.health import health_report
+from gateway.ops.sessions import SESSION_HEADER
 from gateway.ops.stats import usage
 from gateway.proxy.exchange import Exchange
 from gateway.server.catalog import get_model, list_models
 from gateway.server.runtime import Runtime
 from gateway.wire.body import parse_body
 
-__all__ = ["count_tokens", "health", "messages", "metrics", "model", "models", "stats"]
+__all__ = ["count_tokens", "health", "messages", "metrics", "model", "models", "session", "stats"]
 
 
 def _runtime(request: Request) -> Runtime:
@@ -37,7 +39,7 @@ def _path(request: Request) -> str:
 
 async def _forward(request: Request, endpoint: str) -> HTTPResponse | None:
     runtime = _runtime(request)
-    exchange = Exchange(os.urandom(8).hex(), endpoint, client=request.ip)
+    exchange = Exchange(os.urandom(8).hex(), endpoint, client=request.ip, session=request.headers.get(SESSION_HEADER))
     request.ctx.exchange = exchange
     try:
         ruleset = runtime.live.current.ruleset  # once: this request's rules, to the end
@@ -47,9 +49,11 @@ async def _forward(request: Request, endpoint: str) -> HTTPResponse | None:
         exchange.stream = body.stream
         route = ruleset.resolve(body.model)
         if route is None:
-            raise NotFound(
+            # 400, not 404: Claude Code shows a 404 as "There's an issue with the selected
+            # model ... It may not exist" and drops this text, which says the fix.
+            raise InvalidRequest(
                 f"model '{body.model}' matches no route (routes: {', '.join(ruleset.route_names)}); "
-                "add a [[route]] whose match covers it, or a catch-all match = \"*\""
+                "add a [[route]] whose match covers it to routes.toml, or a catch-all match = \"*\""
             )
         exchange.route = route.name
         if endpoint == "count_tokens":
@@ -111,3 +115,14 @@ async def metrics(request: Request) -> HTTPResponse:
 async def stats(request: Request) -> HTTPResponse:
     """GET /stats: the usage document, over every worker."""
     return json(usage(counters.instance().collect()))
+
+
+async def session(request: Request, digest: str) -> HTTPResponse:
+    """GET /sessions/{digest}: the last request of one Claude Code session (``gateway statusline``)."""
+    served = _runtime(request).sessions.get(digest)
+    if served is None:
+        raise NotFound(
+            f"no request of session {digest} reached this gateway since it started"
+            " (with --workers N, each worker remembers the sessions it served)"
+        )
+    return json(served.document(digest))

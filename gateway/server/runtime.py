@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from gateway.ops.sessions import SessionMemory
 from gateway.proxy.count_tokens import CountTokens
 from gateway.proxy.exchange import Exchange
 from gateway.proxy.forward import Proxy
@@ -33,6 +34,7 @@ class Runtime:
         self.limits = Limits()
         self.proxy = Proxy(upstream, self.credentials, self.signatures, self.health, self.limits)
         self.count_tokens = CountTokens(self.proxy)
+        self.sessions = SessionMemory()  # filled by an exchange listener (server/app.py)
         # Called with every finished Exchange: the request log, metrics, usage stats.
         self.exchange_listeners: list[Callable[[Exchange], None]] = []
 

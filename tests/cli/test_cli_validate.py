@@ -209,7 +209,7 @@ def test_stdin_is_read_for_dash(run: Run) -> None:
 
 def test_usage_mistakes_exit_2_with_error_line(run: Run, workdir: Path) -> None:
     write(workdir, "routes.toml", GOOD)
-    for args in (("validate",), ("validate", "--format", "yaml", "routes.toml"), ("validate", "--nope", "routes.toml")):
+    for args in (("validate", "--format", "yaml", "routes.toml"), ("validate", "--nope", "routes.toml")):
         result = run(*args)
         assert result.code == 2, args
         assert result.out == ""

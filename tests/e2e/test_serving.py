@@ -313,7 +313,7 @@ def test_upstream_400_passes_through_to_the_sdk(setup: Setup) -> None:
         (b"{not json", 400, "invalid_request_error", "request body is not valid JSON"),
         (b"[1, 2]", 400, "invalid_request_error", "request body must be a JSON object"),
         (b'{"max_tokens": 8}', 400, "invalid_request_error", "model: field required"),
-        (b'{"model": "gpt-4o", "max_tokens": 8, "messages": []}', 404, "not_found_error",
+        (b'{"model": "gpt-4o", "max_tokens": 8, "messages": []}', 400, "invalid_request_error",
          "model 'gpt-4o' matches no route (routes: haiku, literal, oauth, chain, expired, missing, noenv, rejecting, dead, hole, default)"),
         (b'{"model": "dead-1", "max_tokens": 8, "messages": []}', 502, "api_error",
          "provider 'dead' is unreachable: cannot connect to http://127.0.0.1:"),

@@ -53,6 +53,8 @@ def test_systemd_unit_runs_serve_with_config_and_log_file_and_restarts(tmp_path:
     assert unit_values(text, "WorkingDirectory") == [str(tmp_path)]
     assert unit_values(text, "Restart") == ["on-failure"]
     assert unit_values(text, "WantedBy") == ["default.target"]
+    # `systemctl --user reload`: SIGHUP, which the gateway takes as "reload routes.toml".
+    assert unit_values(text, "ExecReload") == ["/bin/kill -HUP $MAINPID"]
 
 
 def test_systemd_unit_quotes_spaces_percent_and_dollar(tmp_path: Path) -> None:
