@@ -14,6 +14,7 @@ from gateway.upstream.client import Upstream
 from gateway.upstream.credentials import CredentialResolver
 from gateway.upstream.limits import Limits
 from gateway.upstream.provider_health import ProviderHealth
+from gateway.upstream.quota import QuotaBook
 from gateway.wire.signatures import SignatureStore
 
 __all__ = ["Runtime"]
@@ -31,7 +32,8 @@ class Runtime:
         self.signatures = SignatureStore()
         self.health = ProviderHealth()
         self.limits = Limits()
-        self.proxy = Proxy(upstream, self.credentials, self.signatures, self.health, self.limits)
+        self.quota = QuotaBook()
+        self.proxy = Proxy(upstream, self.credentials, self.signatures, self.health, self.limits, self.quota)
         self.count_tokens = CountTokens(self.proxy)
         # Called with every finished Exchange: the request log, metrics, usage stats.
         self.exchange_listeners: list[Callable[[Exchange], None]] = []
