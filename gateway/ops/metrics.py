@@ -309,10 +309,13 @@ class Metrics:
                 return
             seen.add(quota.credential)
         for window, state in quota.parse().windows.items():
-            if state.utilization is not None:
-                self._child(self.quota_utilization, quota.provider, quota.credential, window).set(state.utilization)
-            if state.reset is not None:
-                self._child(self.quota_reset, quota.provider, quota.credential, window).set(state.reset)
+            for family, value in ((self.quota_utilization, state.utilization), (self.quota_reset, state.reset)):
+                if value is not None:
+                    child = self._child(family, quota.provider, quota.credential, window)
+                    # Stamped with the answer's time, not the flush's (Gauge.set's): with several
+                    # workers, "mostrecent" must pick the latest answer, and a worker may flush an
+                    # older answer up to a second after another worker flushed a newer one.
+                    child._value.set(float(value), timestamp=quota.updated)
 
     def refused(self, reason: str) -> None:
         """A request refused for its client key: ``missing`` or ``invalid``."""
