@@ -135,7 +135,7 @@ def _candidate_lines(candidates: tuple[Route, ...], route: Route | None) -> list
 def _spill_line(target: Target, last: bool) -> list[str]:
     if not target.spill_at:
         return []
-    windows = ", or ".join(f"{window} at {threshold:.0%} or more" for window, threshold in target.spill_at)
+    windows = ", or its ".join(f"{window} window is at {threshold:.0%} or more" for window, threshold in target.spill_at)
     then = ("the route's last target: it serves anyway" if last
             else "the next target serves until the window resets")
     return [f"  spill_at:       steps aside while its credential's {windows} ({then})"]
