@@ -215,7 +215,7 @@ class Proxy:
             raise
         status = response.status_code
         self.health.on_status(name, status, response.headers, credential.fingerprint)
-        self.quota.observe(name, credential, response.headers.raw)
+        self.quota.observe(name, credential, response.headers)
         if status in route.fallback_on and can_fall_back:
             try:
                 data = await _read_limited(response)

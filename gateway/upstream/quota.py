@@ -14,9 +14,9 @@ fallen back or not) and the latest one per (provider, credential) is kept::
 
 Nothing here changes what the client receives: the headers go back unchanged.
 
-Cost: a request pays for one pass over the answer's header names (about a microsecond, measured
-in tests/ops/bench_hotpath.py); the matching headers are kept as they came and parsed only when
-something reads them (a target's ``spill_at``, ``/health``, the metrics flush once a second).
+Cost: an answer pays for one pass over its header names (tests/ops/bench_hotpath.py); the
+matching headers are kept as they came and parsed only when something reads them (a target's
+``spill_at``, ``/health``, the metrics flush once a second).
 
 Credentials are named by a digest, never the secret: ``client#...`` for the client's own
 (``Credential.fingerprint``), ``oauth_file#...`` / ``env#...`` / ``value#...`` for a configured
@@ -30,14 +30,17 @@ import hashlib
 import math
 import re
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from gateway.timefmt import human, iso
 from gateway.upstream.credentials import Credential
-from rules.model import RuleSet
+from rules.model import KeySource, RuleSet
+
+if TYPE_CHECKING:  # not imported at run time: `gateway doctor` reads /health's code without httpx
+    import httpx
 
 __all__ = [
     "API_LIMITS",
@@ -110,16 +113,18 @@ class Spill:
         )
 
 
-def quota_headers(raw: Iterable[tuple[bytes, bytes]]) -> tuple[tuple[str, str], ...]:
-    """The ``anthropic-ratelimit-*`` headers of an answer, names lower-cased, in order.
+def quota_headers(headers: httpx.Headers) -> list[tuple[bytes, bytes]]:
+    """The ``anthropic-ratelimit-*`` headers of an answer head: lower-cased names, raw values, in order.
 
-    ``raw`` is ``httpx.Headers.raw``. One pass over the names: an answer without such headers
-    (Z.AI, DeepSeek, a local model) costs this loop and nothing else.
+    One pass over the names: an answer without such headers (Z.AI, DeepSeek, a local model)
+    costs this loop and nothing else; the values are decoded only when something reads them.
     """
-    found = [(k, v) for k, v in raw if k[:_PREFIX_LEN].lower() == _PREFIX]
-    if not found:
-        return ()
-    return tuple((k.decode("latin-1").lower(), v.decode("latin-1").strip()) for k, v in found)
+    # httpx keeps each name lower-cased beside the one received (``Headers._list``); reading
+    # those spares lowering every name again, half the cost of this pass (bench_hotpath.py).
+    entries = getattr(headers, "_list", None)
+    if entries is None:  # an httpx without it: the public, slower way
+        return [(k.lower(), v) for k, v in headers.raw if k[:_PREFIX_LEN].lower() == _PREFIX]
+    return [(k, v) for _, k, v in entries if k.startswith(_PREFIX)]
 
 
 class Quota:
@@ -131,12 +136,13 @@ class Quota:
     )
 
     def __init__(
-        self, provider: str, credential: str, source: str, headers: tuple[tuple[str, str], ...], updated: float
+        self, provider: str, credential: str, source: KeySource | None, headers: Sequence[tuple[bytes, bytes]],
+        updated: float,
     ) -> None:
         self.provider = provider
         self.credential = credential  # a digest, never the secret
-        self.source = source  # the key source, described (env ZAI_API_KEY, client, ...)
-        self.headers = headers
+        self.source = source  # where the credential came from (described in view(): never a secret)
+        self.headers = headers  # as quota_headers() found them
         self.updated = updated
         self._parsed = False
         self.status: str | None = None
@@ -152,8 +158,8 @@ class Quota:
         self._parsed = True
         windows: dict[str, dict[str, str]] = {}
         limits: dict[str, dict[str, str]] = {}
-        for name, value in self.headers:
-            rest = name[_PREFIX_LEN:]
+        for key, raw in self.headers:
+            rest, value = key[_PREFIX_LEN:].decode("latin-1"), raw.decode("latin-1").strip()
             if rest.startswith(_UNIFIED):
                 rest = rest[len(_UNIFIED):]
                 if rest == "status":
@@ -229,7 +235,7 @@ class Quota:
         entry: dict[str, object] = {
             "provider": self.provider,
             "credential": self.credential,
-            "source": self.source,
+            "source": self.source.describe() if self.source is not None else None,
             "status": self.status,
             "reset": _iso(self.reset),
             "representative_claim": self.representative_claim,
@@ -259,7 +265,7 @@ class QuotaBook:
     def __init__(self, capacity: int = MAX_ENTRIES, clock: Callable[[], float] = time.time) -> None:
         self._capacity = capacity
         self._clock = clock
-        self._entries: OrderedDict[tuple[str, str], Quota] = OrderedDict()
+        self._entries: dict[tuple[str, str], Quota] = {}  # in update order: the oldest first
         self._names: dict[tuple[tuple[str, str], ...], str] = {}
         self.listeners: list[QuotaListener] = []
 
@@ -276,19 +282,19 @@ class QuotaBook:
             name = self._names[secret] = f"{credential.source.kind}#{digest}"
         return name
 
-    def observe(self, provider: str, credential: Credential, raw: Iterable[tuple[bytes, bytes]]) -> Quota | None:
-        """Keep what an answer head (``httpx.Headers.raw``) says; None when it says nothing."""
-        headers = quota_headers(raw)
-        if not headers:
+    def observe(self, provider: str, credential: Credential, headers: httpx.Headers) -> Quota | None:
+        """Keep what an answer head says about the plan or key; None when it says nothing."""
+        found = quota_headers(headers)
+        if not found:
             return None
         name = self.credential_name(credential)
-        quota = Quota(provider, name, credential.source.describe(), headers, self._clock())
+        quota = Quota(provider, name, credential.source, found, self._clock())
         key = (provider, name)
         entries = self._entries
-        entries.pop(key, None)
+        entries.pop(key, None)  # re-inserted last: dicts keep insertion order
         entries[key] = quota
         if len(entries) > self._capacity:
-            entries.popitem(last=False)
+            del entries[next(iter(entries))]
         for listener in self.listeners:
             listener(quota)
         return quota
@@ -330,10 +336,12 @@ def plan_reset(headers: Mapping[str, str], now: float) -> tuple[float, str] | No
     status = headers.get("anthropic-ratelimit-unified-status")
     if status is None or status.strip() != "rejected":
         return None
-    found = tuple(
-        (k.lower(), v.strip()) for k, v in headers.items() if k.lower().startswith("anthropic-ratelimit-")
-    )
-    return Quota("", "", "", found, now).plan_reset()
+    found = [
+        (k.lower().encode("latin-1"), v.encode("latin-1"))
+        for k, v in headers.items()
+        if k.lower().startswith("anthropic-ratelimit-")
+    ]
+    return Quota("", "", None, found, now).plan_reset()
 
 
 def _number(value: str | None) -> float | None:

@@ -40,10 +40,10 @@ def unified(*, status: str = "allowed", claim: str = "five_hour", reset: float |
     return headers
 
 
-def raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
-    """What the transport hands the gateway: ``httpx.Headers.raw`` with the server's spelling."""
+def raw(headers: dict[str, str]) -> httpx.Headers:
+    """An answer head as the transport hands it over, with the server's spelling of the names."""
     base = {"Content-Type": "application/json", "request-id": "req_1", "Date": "x"}
-    return httpx.Headers({**base, **headers}).raw
+    return httpx.Headers({**base, **headers})
 
 
 def login(secret: str = SECRET) -> Credential:
@@ -56,7 +56,7 @@ def client(fingerprint: str) -> Credential:
 
 def test_an_answer_without_quota_headers_is_not_kept() -> None:
     book = QuotaBook(clock=Clock())
-    assert quota_headers(raw({"x-other": "1"})) == ()
+    assert quota_headers(raw({"x-other": "1"})) == []
     assert book.observe("zai", login(), raw({"x-other": "1"})) is None
     assert book.entries() == [] and book.get("zai", login()) is None
 

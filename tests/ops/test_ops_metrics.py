@@ -157,13 +157,13 @@ def test_usage_document_and_table_from_metrics() -> None:
 
 
 def quota(credential: str, utilization: float, reset: float) -> Quota:
-    headers = (
-        ("anthropic-ratelimit-unified-status", "allowed"),
-        ("anthropic-ratelimit-unified-5h-utilization", str(utilization)),
-        ("anthropic-ratelimit-unified-5h-reset", str(int(reset))),
-        ("anthropic-ratelimit-unified-7d-utilization", "0.5"),
-    )
-    return Quota("anthropic", credential, "client", headers, time.time())
+    headers = [
+        (b"anthropic-ratelimit-unified-status", b"allowed"),
+        (b"anthropic-ratelimit-unified-5h-utilization", str(utilization).encode()),
+        (b"anthropic-ratelimit-unified-5h-reset", str(int(reset)).encode()),
+        (b"anthropic-ratelimit-unified-7d-utilization", b"0.5"),
+    ]
+    return Quota("anthropic", credential, None, headers, time.time())
 
 
 def test_spills_are_counted_by_route_provider_and_window() -> None:
