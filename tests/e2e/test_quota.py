@@ -282,3 +282,27 @@ def test_with_two_workers_the_most_recent_figure_wins(
     wait_for(lambda: utilization() == 0.05, "the new figure on /metrics")
     for _ in range(6):  # any worker answers the scrape with it (fresh connections)
         assert utilization() == 0.05
+
+
+def test_a_spilling_last_target_serves_anyway_and_says_so(
+    gateway_factory: Callable[..., GatewayProcess], upstreams: tuple[FakeUpstream, FakeUpstream]
+) -> None:
+    anthropic, _ = upstreams
+    config = routes_toml(
+        providers={"anthropic": {"base_url": anthropic.url, "key": {"client": True}}},
+        routes=[{"name": "only", "match": "*", "to": [{"provider": "anthropic", "spill_at": {"7d": 0.5}}]}],
+    )
+    gateway = gateway_factory(config, args=["--log-format", "json"])
+    week = time.time() + 86400
+    anthropic.set_default(Reply(headers=unified_headers(windows={"7d": (0.9, week)})))
+    key = fresh_key()
+    assert ask(gateway, key).startswith("[anthropic]") and ask(gateway, key).startswith("[anthropic]")
+    assert len(anthropic.requests) == 2  # spill_at never refuses a request
+    gateway.wait_for_log("asked anyway")
+    lines = [json.loads(line) for line in gateway.logs().splitlines() if line.startswith("{")]
+    served = [line for line in lines if line.get("event") == "request"][-1]
+    [attempt] = served["tried"]
+    assert attempt["result"] == "200"
+    assert attempt["detail"].startswith("7d window at 90% >= spill_at 50% until ")
+    assert attempt["detail"].endswith("but the route's last target: asked anyway")
+    assert "spill" not in served  # it did not step aside
