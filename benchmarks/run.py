@@ -174,12 +174,13 @@ def start_target(
     procs: Processes,
     tmp: Path,
     extra_args: list[str],
+    gateway_bin: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start the proxy under test; return it and its port once it answers /health."""
     port = free_port()
     upstream = f"http://127.0.0.1:{upstream_port}"
     if target == "gateway":
-        gateway = Path(PY).parent / "gateway"
+        gateway = gateway_bin or Path(PY).parent / "gateway"
         if not gateway.exists():
             gateway = Path(shutil.which("gateway") or "gateway")
         config = tmp / "routes.toml"
@@ -498,6 +499,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write every raw result here")
     parser.add_argument("--logs", type=Path,
                         help="keep the processes' logs in this directory (default: discarded)")
+    parser.add_argument("--gateway", type=Path, metavar="PATH",
+                        help="the `gateway` executable to measure (default: the one beside this "
+                        "Python); before/after figures from one checkout: the old build's path")
     parser.add_argument("--gateway-args", default="",
                         help='extra `gateway serve` arguments, e.g. "--log-level warning"')
     args = parser.parse_args(argv)
@@ -508,7 +512,8 @@ def main(argv: list[str] | None = None) -> int:
                              **({"rounds": args.rounds} if args.rounds else {}),
                              **({"duration_s": args.duration} if args.duration else {})})
     raise_nofile_limit()
-    info = machine() | {"target": args.target, "workers": args.workers, "load_start": loadavg()}
+    info = machine() | {"target": args.target, "gateway": str(args.gateway or ""), "workers": args.workers,
+                        "load_start": loadavg()}
 
     def progress(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -523,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
             upstream = procs.start("upstream", [PY, str(HERE / "fake_upstream.py"), "--port", str(up_port)])
             wait_ready(upstream, up_port, "/health", deadline_s=30)
             proxy_proc, proxy_port = start_target(
-                args.target, args.workers, up_port, procs, tmp, shlex.split(args.gateway_args)
+                args.target, args.workers, up_port, procs, tmp, shlex.split(args.gateway_args), args.gateway
             )
             direct = f"http://127.0.0.1:{up_port}"
             proxy = f"http://127.0.0.1:{proxy_port}"

@@ -20,7 +20,8 @@ an exit code::
         UsageError                    exit 2: a command line that does not parse (usage shown)
         ConfigFailure                 exit 1: a config's problems, one per line, then the error
 
-Upstream errors are not ClientErrors: they pass through unchanged. A config problem found by
+Upstream errors are not ClientErrors: an Anthropic-shaped one passes through unchanged, any
+other shape is translated into Anthropic's (``gateway.wire.errors``). A config problem found by
 the rule engine is ``rules.errors.ConfigError`` (``rules`` never imports ``gateway``); the
 command line wraps it in ``ConfigFailure``.
 """

@@ -27,6 +27,7 @@ from fakes import (
     FakeUpstream,
     Handler,
     Hang,
+    Raw,
     RecordedRequest,
     RedactedThinking,
     Reply,
@@ -256,6 +257,23 @@ def test_errors_carry_anthropic_shape_retry_after_and_request_id(upstream_factor
     assert failed.value.response.headers["x-extra"] == "1"
     assert text_of(after.content[0]).startswith("[anthropic]")  # the queue is used up: back to normal
     assert [r.outcome for r in up.requests] == ["error", "error", "error", "reply"]
+
+
+def test_raw_sends_any_status_body_and_headers_as_given(upstream_factory: UpstreamFactory) -> None:
+    up = upstream_factory()
+    up.enqueue(
+        Raw(429, {"error": {"code": "1302", "message": "busy"}}),
+        Raw(502, "<html><title>502 Bad Gateway</title></html>", headers={"content-type": "text/html"}),
+        Raw(500, b"\x00 not text"),
+    )
+    coded, html, binary = (post(up, message()) for _ in range(3))
+
+    assert (coded.status_code, coded.json()) == (429, {"error": {"code": "1302", "message": "busy"}})
+    assert coded.headers["content-type"] == "application/json" and "request-id" not in coded.headers
+    assert (html.status_code, html.text) == (502, "<html><title>502 Bad Gateway</title></html>")
+    assert html.headers["content-type"] == "text/html"
+    assert (binary.status_code, binary.content) == (500, b"\x00 not text")
+    assert [r.outcome for r in up.requests] == ["raw", "raw", "raw"]
 
 
 def test_set_default_applies_until_cleared(upstream_factory: UpstreamFactory) -> None:
@@ -535,7 +553,10 @@ def test_strict_third_party_rejections_say_why(upstream_factory: UpstreamFactory
     allowed = post(zai, message(tool_choice={"type": "auto"}), **{"anthropic-beta": "claude-code-20250219"})
     foreign = post(zai, tool_loop([{"type": "thinking", "thinking": "x", "signature": "c2ln"}]))
 
-    assert system.status_code == 400 and 'role "system"' in system.json()["error"]["message"]
+    # Z.AI's own answer: a FastAPI 422, not Anthropic's shape.
+    assert system.status_code == 422
+    assert system.json()["detail"][0]["loc"] == ["body", "messages", 1, "role"]
+    assert system.json()["detail"][0]["msg"] == "Input should be 'user' or 'assistant'"
     assert forced.status_code == 400 and forced.json()["error"]["message"].startswith("tool_choice:")
     assert beta.status_code == 400 and "context-management-2025-06-27" in beta.json()["error"]["message"]
     assert allowed.status_code == 200

@@ -22,6 +22,7 @@ from gateway.settings import FoundConfig, load_config
 from rules.conditions import RequestFacts
 from rules.errors import ConfigError
 from rules.model import Provider, Route, Target
+from rules.presets import PRESETS
 
 __all__ = ["cmd_explain", "found_config"]
 
@@ -47,12 +48,23 @@ def _toml_value(value: Any) -> str:
     return str(value)
 
 
+def _from(provider: Provider, key: str) -> str:
+    """Where the value of ``key`` came from, as a TOML comment: ``  # from preset zai``."""
+    origin = provider.origin(key)
+    if origin == "file":
+        return "  # from the file"
+    if origin == "default":
+        # A timeout that differs from the built-in one and is not in the provider's table.
+        return "  # from [defaults]" if key in ("timeout_s", "connect_timeout_s") else "  # default"
+    return f"  # from {origin}"
+
+
 def _wire_policy(provider: Provider) -> list[str]:
-    """The provider's settings that differ from the built-in defaults, as ``key = value``."""
+    """The provider's settings that differ from the built-in defaults, as ``key = value  # origin``."""
     from rules.model import Provider as ProviderClass
     from rules.redact import redact
 
-    skip = {"name", "base_url", "key"}
+    skip = {"name", "base_url", "key", "preset"}  # preset: the target's heading line
     lines: list[str] = []
     for field in dataclasses.fields(ProviderClass):
         if field.name in skip:
@@ -70,7 +82,7 @@ def _wire_policy(provider: Provider) -> list[str]:
             shown = "{ " + ", ".join(f"{json.dumps(k)} = {json.dumps(redact(v))}" for k, v in value) + " }"
         else:
             shown = _toml_value(value)
-        lines.append(f"{field.name} = {shown}")
+        lines.append(f"{field.name} = {shown}{_from(provider, field.name)}")
     return lines
 
 
@@ -80,6 +92,8 @@ def _key_lines(provider: Provider, env: Mapping[str, str]) -> list[str]:
 
     lines: list[str] = []
     states = CredentialResolver(env).availability(provider)
+    if not provider.key:  # a keyless preset (ollama, vllm)
+        return [f"none: no credential is sent, nor the client's own{_from(provider, 'key')}"]
     for number, (source, state) in enumerate(zip(provider.key, states), start=1):
         what = str(state["source"])
         if source.kind == "oauth_file":
@@ -92,7 +106,7 @@ def _key_lines(provider: Provider, env: Mapping[str, str]) -> list[str]:
         else:
             status = str(state.get("detail", "from each request"))
         prefix = f"{number}. " if len(provider.key) > 1 else ""
-        lines.append(f"{prefix}{what}: {status}")
+        lines.append(f"{prefix}{what}: {status}{_from(provider, 'key') if number == 1 else ''}")
     return lines
 
 
@@ -185,10 +199,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
         rewritten = " (rewritten)" if upstream != model else " (unchanged)"
         keys = _key_lines(provider, env)
         policy = _wire_policy(provider)
+        out += ["", heading]
+        if provider.preset is not None:
+            out.append(f"  preset:         {provider.preset} ({PRESETS[provider.preset].title})")
         out += [
-            "",
-            heading,
-            f"  upstream URL:   {provider.base_url}/v1/messages",
+            f"  upstream URL:   {provider.base_url}/v1/messages{_from(provider, 'base_url')}",
             f"  upstream model: {upstream}{rewritten}",
             f"  key:            {keys[0] if keys else 'none'}",
             *(f"                  {line}" for line in keys[1:]),

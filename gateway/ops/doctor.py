@@ -122,6 +122,8 @@ def _check_providers(ruleset: RuleSet, env: Mapping[str, str], report: _Report) 
     for name, provider in ruleset.providers.items():
         states = resolver.availability(provider)
         usable = any(s.get("available") is not False for s in states)
+        if not provider.key:  # a keyless preset: nothing to check
+            report.add("ok", f"{name}: {states[0]['detail']}")
         for number, (source, state) in enumerate(zip(provider.key, states), start=1):
             where = f"{name}: key[{number - 1}] {state['source']}" if len(provider.key) > 1 else f"{name}: {state['source']}"
             available = state.get("available")

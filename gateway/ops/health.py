@@ -112,6 +112,9 @@ def health_report(
             "credential_available": True if True in flags else (None if None in flags else False),
             "policy": provider.policy(),
             "timeout_s": provider.timeout_s,
+            # Where each value set by the file or the preset came from: "file", "preset zai".
+            "preset": provider.preset,
+            "origins": provider.origins,
         }
     report["providers"] = providers
     report["routes"] = [

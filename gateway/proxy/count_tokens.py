@@ -34,6 +34,7 @@ from gateway.errors import NotSupported, UpstreamUnreachable
 from gateway.proxy.exchange import Attempt, Exchange
 from gateway.proxy.failures import network_failure
 from gateway.proxy.forward import Proxy
+from gateway.proxy.refusals import refusal, respond
 from gateway.proxy.relay import whole_answer
 from gateway.upstream.client import Upstream
 from gateway.upstream.transport import read_body
@@ -120,7 +121,11 @@ class CountTokens:
             exchange.attempts.append(Attempt(counter.name, body.model, failure.outcome, detail=failure.detail))
             raise failure.error from None
         status = response.status_code
-        exchange.attempts.append(Attempt(counter.name, body.model, "ok" if status < 400 else "status", status))
+        if status >= 400:  # P's own error, in Anthropic's shape (gateway.proxy.refusals)
+            answer, note = refusal(status, data, response.headers, counter, credential.fingerprint, proxy.health)
+            exchange.attempts.append(Attempt(counter.name, body.model, "status", answer[0], detail=note))
+            return respond(answer, exchange)
+        exchange.attempts.append(Attempt(counter.name, body.model, "ok", status))
         return whole_answer(response, data, counter, exchange, proxy.signatures)
 
 

@@ -4,6 +4,8 @@ For each target: its credential, admission (cooldowns, circuits, ``max_concurren
 (rewrites only when needed), its headers, one upstream request. A target that fails before any
 byte reached the client (connect error, timeout before the response head, a status in the
 route's ``fallback_on``, no credential) hands over to the next target (``gateway.proxy.failures``).
+An error answer is first translated when the provider speaks another error shape
+(``gateway.proxy.refusals``): the fallback decision sees the status the client would get.
 The answer goes back through ``gateway.proxy.relay``.
 
 ``/v1/messages/count_tokens`` walks the same route with its own ``Endpoint`` (``gateway.proxy
@@ -29,6 +31,7 @@ from gateway.proxy.failures import (
     combined,
     network_failure,
 )
+from gateway.proxy.refusals import read_error, refusal, respond
 from gateway.proxy.relay import is_event_stream, relay_stream, whole_answer
 from gateway.upstream.client import Upstream
 from gateway.upstream.credentials import Credential, CredentialResolver
@@ -37,15 +40,12 @@ from gateway.upstream.provider_health import ProviderHealth
 from gateway.upstream.quota import QuotaBook, Spill
 from gateway.upstream.transport import read_body
 from gateway.wire.body import RequestBody
-from gateway.wire.headers import downstream_headers, upstream_headers
+from gateway.wire.headers import upstream_headers
 from gateway.wire.rewrite import body_for_target
 from gateway.wire.signatures import SignatureStore
 from rules.model import Provider, Route, Target
 
 __all__ = ["Endpoint", "Proxy"]
-
-# Bodies of upstream error answers we drop to fall back are read for the log, never more than this.
-_ERROR_BODY_LIMIT = 64 * 1024
 
 
 class Endpoint(Protocol):
@@ -174,10 +174,9 @@ class Proxy:
                         attempt.detail = f"{note}; {attempt.detail}" if attempt.detail else note
 
         if upstream_error is not None:
-            # The client gets the last upstream answer unchanged (status, body, retry-after...).
-            status, data, headers = upstream_error
-            exchange.status = status
-            return HTTPResponse(data, status=status, headers=headers, content_type=None)
+            # The client gets the last upstream answer (status, body, retry-after...), translated
+            # into Anthropic's shape if it came in another.
+            return respond(upstream_error, exchange)
         raise combined(gateway_errors, exchange)
 
     async def _attempt(
@@ -216,18 +215,18 @@ class Proxy:
         status = response.status_code
         self.health.on_status(name, status, response.headers, credential.fingerprint)
         self.quota.observe(name, credential, response.headers)
-        if status in route.fallback_on and can_fall_back:
+        if status >= 400:  # only error answers pay for reading and translating
             try:
-                data = await _read_limited(response)
+                data = await read_error(response)
             except httpx.HTTPError:
-                data = b""
-            finally:
-                await response.aclose()
-            exchange.attempts.append(Attempt(name, model, "status", status))
-            raise FellBack((status, data, downstream_headers(response.headers.multi_items())))
-        outcome = "ok" if status < 400 else "status"
+                data = b""  # the status alone still decides; the client gets it in Anthropic's shape
+            answer, note = refusal(status, data, response.headers, provider, credential.fingerprint, self.health)
+            exchange.attempts.append(Attempt(name, model, "status", answer[0], detail=note))
+            if answer[0] in route.fallback_on and can_fall_back:
+                raise FellBack(answer)
+            return respond(answer, exchange)
         if is_event_stream(response):
-            exchange.attempts.append(Attempt(name, model, outcome, status))
+            exchange.attempts.append(Attempt(name, model, "ok", status))
             await relay_stream(request, response, provider, exchange, self.signatures)
             return None
         # The whole answer is read before the client sees a byte: a failure here may still fall back.
@@ -239,14 +238,6 @@ class Proxy:
             raise failure from None
         finally:
             await response.aclose()
-        exchange.attempts.append(Attempt(name, model, outcome, status))
+        exchange.attempts.append(Attempt(name, model, "ok", status))
         return whole_answer(response, data, provider, exchange, self.signatures)
 
-
-async def _read_limited(response: httpx.Response) -> bytes:
-    data = bytearray()
-    async for chunk in response.aiter_raw():
-        data += chunk
-        if len(data) >= _ERROR_BODY_LIMIT:
-            break
-    return bytes(data)

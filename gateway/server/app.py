@@ -172,6 +172,7 @@ def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None) -> Sani
                 # Sanic copies it into each new connection; keep it in step with the new timeouts.
                 app.config.RESPONSE_TIMEOUT = response_timeout(loaded.ruleset)
                 counters.reloaded(True, loaded.generation)
+                runtime.health.config_reloaded()  # a new key may serve where the old was refused
 
             watch = ConfigWatch(
                 settings.discovery, runtime.live, runtime.credentials, os.environ,

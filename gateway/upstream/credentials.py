@@ -2,7 +2,9 @@
 
 A provider's ``key`` is a chain of sources; the first that yields a credential wins. A
 credential is resolved for one provider at a time, from that provider's own sources, so a
-credential meant for one provider never reaches another.
+credential meant for one provider never reaches another. An empty chain (a keyless preset such
+as ollama, with no ``key`` written) is ``NO_CREDENTIAL``: no credential header at all, and the
+client's own are not passed on either.
 
 The OAuth credentials file of Claude Code is read, never written: refresh tokens rotate, so a
 refresh by the gateway would log Claude Code out. The file is re-read whenever its mtime, size
@@ -26,6 +28,7 @@ __all__ = [
     "Credential",
     "CredentialResolver",
     "KeyUnavailable",
+    "NO_CREDENTIAL",
     "OAUTH_BETA",
     "OAuthFileCache",
     "OAuthToken",
@@ -40,13 +43,18 @@ class Credential:
     """The headers that authenticate one upstream request, and where they came from."""
 
     headers: tuple[tuple[str, str], ...]
-    source: KeySource
+    source: KeySource | None  # None: the provider takes no credential (an empty key chain)
     # The oauth beta Anthropic wants beside an OAuth bearer token: True adds it (our own OAuth
     # token), False removes it (an API key does not go with it), None leaves the client's
     # betas as they are (the client's own credentials, passed through).
     oauth_beta: bool | None
     # Names the credential without revealing it: cooldowns are kept per credential.
     fingerprint: str = ""
+
+
+# A keyless provider's: no header; False removes the client's OAuth beta, which names a
+# credential the provider never gets. The fingerprint keeps cooldowns apart from keyed ones.
+NO_CREDENTIAL = Credential((), None, False, "none")
 
 
 class KeyUnavailable(Exception):
@@ -177,6 +185,8 @@ class CredentialResolver:
 
     def resolve(self, provider: Provider, client: Mapping[str, str]) -> Credential:
         """The first credential the provider's chain yields; AuthenticationFailed names each source tried."""
+        if not provider.key:
+            return NO_CREDENTIAL
         reasons: list[str] = []
         for source in provider.key:
             try:
@@ -187,6 +197,9 @@ class CredentialResolver:
 
     def availability(self, provider: Provider) -> list[dict[str, object]]:
         """Per key source: is a credential available right now? For /health and `explain`; no secrets."""
+        if not provider.key:
+            why = f" (preset {provider.preset})" if provider.preset else ""
+            return [{"source": "none", "available": True, "detail": f"no credential is sent{why}"}]
         out: list[dict[str, object]] = []
         for source in provider.key:
             entry: dict[str, object] = {"source": source.describe()}

@@ -2,8 +2,9 @@
 
 Cooldown: a 429 or 529 that says when to come back (``retry-after``, the
 ``anthropic-ratelimit-*-reset`` headers, or a Claude plan's reset when the plan answered
-``rejected``) puts the provider, for that credential, in cooldown until then. A cooling provider is skipped, unless it is the route's last target, so users do
-not wait on a known-limited provider at every request. Cooldowns are per credential: on a LAN
+``rejected``) puts the provider, for that credential, in cooldown until then. A cooling
+provider is skipped, unless it is the route's last target, so users do not wait on a
+known-limited provider at every request. Cooldowns are per credential: on a LAN
 where each client passes its own login through, one user's exhausted subscription does not
 send everyone else to the fallback.
 
@@ -11,6 +12,12 @@ Circuit: ``CIRCUIT_THRESHOLD`` connect failures in a row open the provider's cir
 short period that doubles on every failed probe (``CIRCUIT_BASE_S`` up to ``CIRCUIT_MAX_S``).
 When the period ends the circuit is half-open: one request probes the provider while others
 skip it; success closes the circuit, failure opens it again for longer.
+
+Unusable: a credential a provider refused for good (Z.AI's arrears and expired-plan codes,
+``gateway.wire.errors``) is skipped like a cooling one, with the reason, until the config
+reloads (the key may be new) or ``UNUSABLE_S`` has passed. Only a person can fix such an
+account, so asking at every request only fails again; the bound lets a paid-up account serve
+again without a restart, at the price of one refused request per hour and worker at most.
 
 Entering and leaving both are logged when they happen (a timer logs the end).
 """
@@ -36,6 +43,7 @@ __all__ = [
     "Listener",
     "MAX_COOLDOWN_S",
     "ProviderHealth",
+    "UNUSABLE_S",
     "cooldown_until",
 ]
 
@@ -46,8 +54,10 @@ MAX_COOLDOWN_S = 8 * 24 * 3600.0  # a weekly limit plus slack; anything longer i
 CIRCUIT_THRESHOLD = 3
 CIRCUIT_BASE_S = 2.0
 CIRCUIT_MAX_S = 300.0
+UNUSABLE_S = 3600.0  # an unusable credential is asked again after this (see the module docstring)
 
-# Events for metrics: (kind, provider), kind in "cooldown", "cooldown_end", "circuit_open", "circuit_close".
+# Events for metrics: (kind, provider), kind in "cooldown", "cooldown_end", "circuit_open",
+# "circuit_close", "unusable".
 Listener = Callable[[str, str], None]
 
 
@@ -119,6 +129,13 @@ class _Cooldown:
 
 
 @dataclass(slots=True)
+class _Unusable:
+    since: float
+    until: float
+    reason: str
+
+
+@dataclass(slots=True)
 class _Circuit:
     failures: int = 0  # consecutive connect failures
     open_until: float = 0.0  # 0: closed
@@ -133,13 +150,14 @@ class ProviderHealth:
         self._clock = clock
         self._cooldowns: dict[tuple[str, str], _Cooldown] = {}
         self._circuits: dict[str, _Circuit] = {}
+        self._unusable: dict[tuple[str, str], _Unusable] = {}
         self.listeners: list[Listener] = []
 
     # --- decisions -------------------------------------------------------------------------
 
     def skip(self, provider: str, *, last: bool, credential: str = "") -> str | None:
         """Why ``provider`` should not be asked now, or None. The route's last target is always asked."""
-        if last or (not self._cooldowns and not self._circuits):
+        if last or (not self._cooldowns and not self._circuits and not self._unusable):
             return None
         now = self._clock()
         cooldown = self._cooldowns.get((provider, credential))
@@ -147,6 +165,11 @@ class ProviderHealth:
             if cooldown.until > now:
                 return f"cooling down until {human(cooldown.until)} after a {cooldown.status} ({cooldown.reason})"
             self._end_cooldown((provider, credential))
+        unusable = self._unusable.get((provider, credential))
+        if unusable is not None:
+            if unusable.until > now:
+                return f"its credential is unusable ({unusable.reason}); asked again after {human(unusable.until)}"
+            del self._unusable[(provider, credential)]
         circuit = self._circuits.get(provider)
         if circuit is not None and circuit.open_until:
             if circuit.open_until > now:
@@ -178,6 +201,27 @@ class ProviderHealth:
         now = self._clock()
         if until > now:
             self._start_cooldown((provider, credential), _Cooldown(min(until, now + MAX_COOLDOWN_S), reason, status), now)
+
+    def mark_unusable(self, provider: str, credential: str, reason: str) -> None:
+        """Skip ``provider`` for ``credential`` until the config reloads or ``UNUSABLE_S`` passed.
+
+        For a refusal only a person can fix (arrears, an expired plan): ``reason`` says which.
+        """
+        now = self._clock()
+        key = (provider, credential)
+        if key not in self._unusable:
+            log.warning(
+                "provider '%s' refused its credential (%s): skipped until the config reloads or %s",
+                provider, reason, human(now + UNUSABLE_S),
+            )
+            self._emit("unusable", provider)
+        self._unusable[key] = _Unusable(now, now + UNUSABLE_S, reason)
+
+    def config_reloaded(self) -> None:
+        """A new config is served: credentials marked unusable get another chance (the key may be new)."""
+        if self._unusable:
+            log.info("config reloaded: asking again the providers whose credential was unusable")
+            self._unusable.clear()
 
     def on_connect_error(self, provider: str) -> None:
         """An upstream could not be reached (refused, DNS, connect timeout)."""
@@ -270,4 +314,15 @@ class ProviderHealth:
             }
             for provider, c in self._circuits.items()
         ]
-        return {"cooldowns": cooldowns, "circuits": circuits}
+        unusable = [
+            {
+                "provider": provider,
+                "credential": credential or None,
+                "since": iso(u.since),
+                "until": iso(u.until),
+                "reason": u.reason,
+            }
+            for (provider, credential), u in self._unusable.items()
+            if u.until > now
+        ]
+        return {"cooldowns": cooldowns, "circuits": circuits, "unusable": unusable}

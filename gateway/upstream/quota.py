@@ -273,6 +273,8 @@ class QuotaBook:
         """A digest that names ``credential`` without revealing it (cached per credential)."""
         if credential.fingerprint:
             return credential.fingerprint
+        if credential.source is None:
+            return "none"  # a keyless provider (a local model): one state per provider
         secret = credential.headers
         name = self._names.get(secret)
         if name is None:

@@ -63,12 +63,15 @@ def test_haiku_on_mixed_goes_to_zai_as_glm(run: Run, workdir: Path) -> None:
     assert lines[1].startswith("config: ") and "routes.toml" in lines[1]
     assert lines[2].startswith("route:  haiku ") and "'*haiku*'" in lines[2]
     assert "target 1: provider zai" in lines
-    assert "  upstream URL:   https://api.z.ai/api/anthropic/v1/messages" in lines
+    # The preset is the target's heading; every setting says where it came from.
+    assert lines[lines.index("target 1: provider zai") + 1] == "  preset:         zai (Z.AI (GLM), global)"
+    assert "  upstream URL:   https://api.z.ai/api/anthropic/v1/messages  # from the file" in lines
     assert "  upstream model: glm-4.7 (rewritten)" in lines
-    assert "  key:            env ZAI_API_KEY: available now" in lines
+    assert "  key:            env ZAI_API_KEY: available now  # from the file" in lines
     # The wire policy shows the non-default settings only, as the config spells them.
-    assert 'system_turns = "merge"' in result.out and 'betas = "drop"' in result.out
-    assert 'thinking = ' not in result.out
+    assert '                  system_turns = "merge"  # from preset zai' in lines
+    assert 'betas = "drop"  # from preset zai' in result.out
+    assert 'thinking = ' not in result.out and "preset = " not in result.out
     assert "zai-test-key" not in result.out
 
 
@@ -88,8 +91,9 @@ def test_sonnet_on_mixed_goes_to_anthropic_with_client_then_oauth(run: Run, work
     assert "upstream model: claude-sonnet-5-5 (unchanged)" in result.out
     assert "1. client" in result.out and "2. oauth_file" in result.out
     # The anthropic preset sets no wire policy: nothing is rewritten on the way.
+    assert "  preset:         anthropic (Anthropic)" in result.out.splitlines()
     policy = result.out.split("wire policy:", 1)[1].split()
-    assert policy in (["defaults", "(request", "forwarded", "as", "sent)"], ["preset", "=", '"anthropic"'])
+    assert policy == ["defaults", "(request", "forwarded", "as", "sent)"]
 
 
 def test_fallback_target_is_labelled(run: Run, workdir: Path) -> None:
@@ -126,8 +130,23 @@ def test_literal_key_and_header_values_never_printed(run: Run, workdir: Path) ->
     assert HEADER_SECRET not in result.out + result.err
     assert "value sk-...wxyz: available now" in result.out
     assert '"x-tenant" = ' in result.out
-    assert 'thinking = "strip"' in result.out
-    assert "upstream URL:   https://llm.example.com/v1/messages" in result.out
+    # No preset: no preset line, and every setting comes from the file.
+    assert 'thinking = "strip"  # from the file' in result.out and "  preset: " not in result.out
+    assert "upstream URL:   https://llm.example.com/v1/messages  # from the file" in result.out
+
+
+def test_keyless_preset_says_no_credential_is_sent(run: Run, workdir: Path) -> None:
+    use_example(workdir, "local-ollama")
+    result = run("explain", "claude-opus-5-5")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[lines.index("target 1: provider ollama") + 1:][:5] == [
+        "  preset:         ollama (Ollama (local))",
+        "  upstream URL:   http://localhost:11434/v1/messages  # from the file",
+        "  upstream model: qwen3-coder (rewritten)",
+        "  key:            none: no credential is sent, nor the client's own  # from preset ollama",
+        '  wire policy:    count_tokens = "estimate"  # from preset ollama',
+    ]
 
 
 def test_oauth_file_default_location_available(run: Run, workdir: Path, home: Path) -> None:

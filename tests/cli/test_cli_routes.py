@@ -33,7 +33,9 @@ def test_rendered_legacy_env_validates_and_routes_haiku(run: Run, workdir: Path)
         assert "target 1: provider haiku" in explained.out.splitlines()
         assert "env HAIKU_PROVIDER_API_KEY: available now" in explained.out
         assert "  upstream URL:   https://api.z.ai/api/anthropic/v1/messages" in explained.out
-        assert 'system_turns = "merge"' in explained.out and 'preset = "zai"' in explained.out
+        assert 'system_turns = "merge"  # from preset zai' in explained.out
+        assert 'auth = "x-api-key"  # from the file' in explained.out
+        assert "  preset:         zai (Z.AI (GLM), global)" in explained.out.splitlines()
 
     sonnet = run("explain", "claude-sonnet-5-5", "--config", "legacy.toml", env=HAIKU_ENV)
     assert "target 1: provider anthropic" in sonnet.out.splitlines()

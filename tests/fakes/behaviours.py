@@ -1,16 +1,18 @@
 """What a fake upstream does with a request: scripted per request or set as its default.
 
 Content blocks (`Text`, `ToolUse`, `Thinking`, `RedactedThinking`) compose into a `Reply`;
-the other behaviours (`Error`, `Hang`, `Drop`, `Handler`) replace the reply entirely, and
-`Choose` picks one of them per request.
+the other behaviours (`Error`, `Raw`, `Hang`, `Drop`, `Handler`) replace the reply entirely,
+and `Choose` picks one of them per request.
 
     upstream.enqueue(Error(429, retry_after=30))                        # next request only
     upstream.enqueue(Reply(content=(Thinking(), ToolUse("Read", {"file_path": "a"}))))
     upstream.set_default(Reply(event_delay_s=0.2))                       # every later request
+    upstream.enqueue(Raw(429, {"error": {"code": "1302", "message": "busy"}}))  # a foreign shape
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -105,6 +107,27 @@ class Error:
 
 
 @dataclass(frozen=True)
+class Raw:
+    """Any answer at all, as a provider that is not Anthropic sends it: status, body, headers.
+
+    `body`: bytes or text as they are, anything else as JSON (`{"detail": [...]}`). Only
+    `content-type` (default `application/json`; `headers` may give another) and `headers`
+    are sent: no `request-id`, no rate-limit samples.
+    """
+
+    status: int
+    body: bytes | str | Any = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def content(self) -> bytes:
+        if isinstance(self.body, bytes):
+            return self.body
+        if isinstance(self.body, str):
+            return self.body.encode()
+        return json.dumps(self.body).encode()
+
+
+@dataclass(frozen=True)
 class Hang:
     """Never answer. `send_head=True` first sends a 200 head (a body that never comes).
 
@@ -143,7 +166,7 @@ class Choose:
     fn: Callable[[RecordedRequest], Behaviour]
 
 
-Behaviour = Reply | Error | Hang | Drop | Handler | Choose
+Behaviour = Reply | Error | Raw | Hang | Drop | Handler | Choose
 
 
 def tool_use_reply(name: str, input: Mapping[str, Any], *, thinking: bool = False) -> Reply:

@@ -27,11 +27,18 @@ _THINKING_FIRST = (
 
 @dataclass(frozen=True)
 class Rejection:
-    """Why a fake upstream refused a request, as an Anthropic-shaped error."""
+    """Why a fake upstream refused a request: an Anthropic-shaped error, or `body` as it is."""
 
     status: int
     error_type: str
     message: str
+    body: bytes | None = None  # a provider's own shape (Z.AI's FastAPI 422), sent instead
+
+
+def fastapi_422(loc: list[str | int], msg: str, value: Any, expected: str) -> Rejection:
+    """Z.AI's answer to a body its validator refuses: HTTP 422, FastAPI's `detail` list."""
+    item = {"type": "literal_error", "loc": loc, "msg": msg, "input": value, "ctx": {"expected": expected}}
+    return Rejection(422, "", msg, json.dumps({"detail": [item]}).encode())
 
 
 def _invalid(message: str) -> Rejection:
@@ -128,16 +135,17 @@ def check_third_party(
 ) -> Rejection | None:
     """What a strict third-party provider (modelled on Z.AI) refuses, with the reason.
 
-    `role: "system"` inside messages, a tool_choice other than auto, and any anthropic-beta
-    value outside `allowed_betas` (None: betas are not checked).
+    `role: "system"` inside messages (422 with the FastAPI body the GLM issue tracker shows),
+    a tool_choice other than auto, and any anthropic-beta value outside `allowed_betas`
+    (None: betas are not checked).
     """
     messages = body.get("messages")
     if isinstance(messages, list):
         for index, message in enumerate(messages):
             if isinstance(message, dict) and message.get("role") == "system":
-                return _invalid(
-                    f'messages.{index}.role: role "system" is not supported inside messages; '
-                    "put system text in the top-level `system` field"
+                return fastapi_422(
+                    ["body", "messages", index, "role"], "Input should be 'user' or 'assistant'",
+                    "system", "'user' or 'assistant'",
                 )
     tool_choice = body.get("tool_choice")
     if tool_choice is not None and not (isinstance(tool_choice, dict) and tool_choice.get("type") == "auto"):

@@ -40,7 +40,7 @@ class RecordedRequest:
 
     Outcome fields are filled in by the server thread as the exchange goes on:
     - `status`: the status sent (None if no head was sent: hang, drop);
-    - `outcome`: "reply", "error", "rejected" (auth or validation), "hang", "drop", "handler",
+    - `outcome`: "reply", "error", "raw", "rejected" (auth or validation), "hang", "drop", "handler",
       "not_found";
     - `events_sent`: SSE events handed to the socket (counted just before each write);
     - `completed_at`: when the last byte was handed to the socket (set just before that write,

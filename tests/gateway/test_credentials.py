@@ -109,3 +109,23 @@ def test_availability_reports_without_secrets(tmp_path: Path) -> None:
         {"source": "client", "available": None, "detail": "taken from each request's x-api-key or Authorization header"},
         {"source": "env NOPE", "available": False, "detail": "environment variable NOPE is not set"},
     ]
+
+
+def test_an_empty_key_chain_sends_no_credential_at_all() -> None:
+    from gateway.upstream.credentials import NO_CREDENTIAL
+    from gateway.wire.headers import upstream_headers
+
+    keyless = Provider("ollama", "http://localhost:11434", (), preset="ollama")
+    credential = CredentialResolver({}).resolve(keyless, {"x-api-key": "sk-client", "authorization": "Bearer tok"})
+    assert credential is NO_CREDENTIAL and credential.headers == () and credential.fingerprint == "none"
+    client = [("x-api-key", "sk-client"), ("authorization", "Bearer tok"), ("anthropic-beta", "oauth-2025-04-20,b1")]
+    sent = dict(upstream_headers(client, keyless, credential))
+    # Neither the client's credentials nor the OAuth beta that goes with them reach the provider.
+    assert "x-api-key" not in sent and "authorization" not in sent and sent["anthropic-beta"] == "b1"
+
+
+def test_availability_of_a_keyless_provider_says_nothing_is_sent() -> None:
+    keyless = Provider("local", "http://localhost:11434", (), preset="ollama")
+    assert CredentialResolver({}).availability(keyless) == [
+        {"source": "none", "available": True, "detail": "no credential is sent (preset ollama)"}
+    ]

@@ -176,3 +176,35 @@ def test_a_cooldown_in_the_past_is_ignored() -> None:
     health.cool_down("zai", "cred-a", clock.now - 1, 429, "stale")
     assert health.skip("zai", last=False, credential="cred-a") is None
     assert health.snapshot()["cooldowns"] == []
+
+
+def test_an_unusable_credential_is_skipped_with_its_reason_until_the_bound() -> None:
+    from gateway.upstream.provider_health import UNUSABLE_S
+
+    clock = Clock(1_800_000_000.0)
+    health = ProviderHealth(clock)
+    heard: list[tuple[str, str]] = []
+    health.listeners.append(lambda kind, provider: heard.append((kind, provider)))
+    health.mark_unusable("zai", "", "Z.AI code 1309: plan expired")
+
+    why = health.skip("zai", last=False)
+    assert why is not None and "Z.AI code 1309: plan expired" in why
+    assert health.skip("zai", last=False, credential="client#other") is None  # another credential
+    assert health.skip("zai", last=True) is None  # the last target is always asked
+    [entry] = health.snapshot()["unusable"]  # type: ignore[misc]
+    assert entry["provider"] == "zai" and entry["credential"] is None and entry["reason"] == "Z.AI code 1309: plan expired"
+    assert heard == [("unusable", "zai")]
+    clock.now += UNUSABLE_S - 1
+    assert health.skip("zai", last=False) is not None
+    clock.now += 2
+    assert health.skip("zai", last=False) is None and health.snapshot()["unusable"] == []
+
+
+def test_a_config_reload_ends_every_unusable_credential() -> None:
+    health = ProviderHealth(Clock())
+    health.mark_unusable("zai", "", "Z.AI code 1113: arrears")
+    health.cool_down("zai", "", Clock().now + 600, 429, "usage limit")
+    health.config_reloaded()
+    assert health.snapshot()["unusable"] == []
+    # A cooldown is the provider's own word on when to come back: a reload does not end it.
+    assert "usage limit" in (health.skip("zai", last=False) or "")

@@ -160,6 +160,7 @@ def test_credentials_are_named_by_a_digest_never_the_secret() -> None:
     assert name.startswith("oauth_file#") and SECRET not in name and SECRET[-8:] not in name
     assert book.credential_name(login()) == name != book.credential_name(login(SECRET + "x"))
     assert book.credential_name(client("client#abc")) == "client#abc"
+    assert book.credential_name(Credential((), None, None)) == "none"  # a keyless provider
 
 
 def test_listeners_hear_every_new_state() -> None:

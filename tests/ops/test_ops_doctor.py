@@ -203,6 +203,22 @@ def test_probe_failure_shows_the_upstream_error_without_secrets(upstream_factory
     assert leaked(done.text, SECRETS) == []
 
 
+def test_a_keyless_provider_is_fine_and_probed_without_a_credential(upstream_factory: Factory, tmp_path: Path) -> None:
+    ollama = upstream_factory("ollama")
+    text = routes_toml(
+        providers={"ollama": {"preset": "ollama", "base_url": ollama.url}},
+        routes=[{"name": "all", "match": "*", "to": [{"provider": "ollama", "model": "qwen3-coder"}]}],
+    )
+    path = write(tmp_path, text)
+
+    done = run_cli("doctor", "--config", str(path), "--url", f"http://127.0.0.1:{closed_port()}", "--probe",
+                   home=tmp_path, cwd=tmp_path, env={"ANTHROPIC_API_KEY": CLIENT_KEY, **NONESSENTIAL})
+
+    assert "ok    ollama: no credential is sent (preset ollama)" in done.out
+    assert "ok    ollama: qwen3-coder answered in" in done.out
+    assert ollama.last.credentials == [] and not ollama.saw(CLIENT_KEY)
+
+
 def test_probe_model_prefers_a_target_model_then_an_exact_pattern_then_a_tier() -> None:
     text = routes_toml(
         providers={p: {"base_url": "http://127.0.0.1:1", "key": {"client": True}} for p in ("a", "b", "c", "d")},
