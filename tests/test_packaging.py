@@ -68,6 +68,8 @@ def test_installed_wheel_loads_schema_and_finds_profiles(tmp_path: Path) -> None
     assert Path(found["gateway_file"]).is_relative_to(target)
     assert Path(found["schemas_file"]).is_relative_to(target)
     assert Path(found["profile_dir"]) == target / "gateway" / "profiles"
-    assert found["profiles"] == ["all-deepseek", "all-zai", "anthropic-only", "fallback", "lan", "local-ollama", "mixed"]
+    assert found["profiles"] == [
+        "all-deepseek", "all-zai", "anthropic-only", "fallback", "lan", "local-ollama", "mixed", "quota-saver",
+    ]
     assert found["mixed_starts"] == (REPO / "examples" / "mixed.toml").read_text(encoding="utf-8")[:40]
     assert found["schema_title"] == json.loads((REPO / "schemas" / "routes.schema.json").read_text())["title"]

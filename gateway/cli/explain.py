@@ -1,4 +1,9 @@
-"""``gateway explain MODEL [--config F] [--request FILE]``: where a model name goes, and with which key."""
+"""``gateway explain MODEL [--config F] [--request FILE] [--request-class C] [--agent-type T] [--server-tools]``.
+
+Where a model name goes, and with which key. When routes read Claude Code's hint headers
+(``when``), without the flags it lists every route the name can reach and which one a request
+without hint headers gets; with them, the route such a request takes.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,9 @@ from gateway.cli.environment import environment
 from gateway.cli.validate import STDIO
 from gateway.errors import ConfigFailure, UserError
 from gateway.settings import FoundConfig, load_config
+from rules.conditions import RequestFacts
 from rules.errors import ConfigError
-from rules.model import Provider, Route
+from rules.model import Provider, Route, Target
 from rules.presets import PRESETS
 
 __all__ = ["cmd_explain", "found_config"]
@@ -111,23 +117,74 @@ def _matched_by(route: Route, model: str) -> str:
     return route.match[index] if index >= 0 else "?"
 
 
+def _facts(args: argparse.Namespace) -> RequestFacts | None:
+    """The request facts the flags describe, or None when no flag was given."""
+    request_class = getattr(args, "request_class", None)
+    agent_type = getattr(args, "agent_type", None)
+    server_tools = bool(getattr(args, "server_tools", False))
+    if request_class is None and agent_type is None and not server_tools:
+        return None
+    return RequestFacts(request_class or "unknown", (agent_type or "").strip() or None, server_tools)
+
+
+def _describe_facts(facts: RequestFacts) -> str:
+    return (
+        f"request_class {facts.request_class}, agent_type {facts.agent_type or 'none'}, "
+        f"server_tools {'true' if facts.server_tools else 'false'}"
+    )
+
+
+def _candidate_lines(candidates: tuple[Route, ...], route: Route | None) -> list[str]:
+    """Every route the model can reach, in order, with its conditions; which one no hint headers get."""
+    lines = ["routes: by what Claude Code says about the request (its x-claude-code-* hint headers), the first that holds:"]
+    for number, candidate in enumerate(candidates, start=1):
+        when = f" when {candidate.when.describe()}" if candidate.when is not None else ", always"
+        lines.append(f"  {number}. {candidate.name} (route[{candidate.index}]){when}")
+    got = f"gets {route.name}" if route is not None else "matches none of them: 404 not_found_error"
+    lines.append(f"  a request without hint headers (request_class unknown) {got}; "
+                 "pick one with --request-class C [--agent-type T] [--server-tools]")
+    return lines
+
+
+def _spill_line(target: Target, last: bool) -> list[str]:
+    if not target.spill_at:
+        return []
+    windows = ", or its ".join(f"{window} window is at {threshold:.0%} or more" for window, threshold in target.spill_at)
+    then = ("the route's last target: it serves anyway" if last
+            else "the next target serves until the window resets")
+    return [f"  spill_at:       steps aside while its credential's {windows} ({then})"]
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     env = environment()
     found = found_config(args.config, env)
     ruleset, origin = found.ruleset, found.origin
     model: str = args.model
-    route = ruleset.resolve(model)
-    if route is None:
+    facts = _facts(args)
+    candidates = ruleset.candidates(model)
+    route = ruleset.resolve(model, facts)
+    if not candidates:
         raise UserError(
             f"no route matches model {model!r} in {origin}; routes: "
             f"{', '.join(ruleset.route_names) or 'none'} (add a pattern for it, "
             'or a last route with match = "*")'
         )
-    out: list[str] = [
-        f"model:  {model}",
-        f"config: {origin}",
-        f"route:  {route.name} (route[{route.index}]), matched by {_matched_by(route, model)!r}",
-    ]
+    out: list[str] = [f"model:  {model}", f"config: {origin}"]
+    if facts is not None:
+        out.append(f"facts:  {_describe_facts(facts)}")
+        if route is None:
+            conditions = "; ".join(f"{r.name}: {r.when.describe()}" for r in candidates if r.when is not None)
+            raise UserError(
+                f"model {model!r} matches routes {', '.join(r.name for r in candidates)} in {origin}, but none "
+                f"holds for {_describe_facts(facts)} ({conditions}); such a request gets 404"
+            )
+    elif len(candidates) > 1 or candidates[0].when is not None:
+        out += _candidate_lines(candidates, route)
+    if route is None:
+        print("\n".join(out))
+        return 0
+    when = f", when {route.when.describe()}" if route.when is not None else ""
+    out.append(f"route:  {route.name} (route[{route.index}]), matched by {_matched_by(route, model)!r}{when}")
     for number, target in enumerate(route.to, start=1):
         provider = target.provider
         if number == 1:
@@ -152,6 +209,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             *(f"                  {line}" for line in keys[1:]),
             f"  wire policy:    {policy[0] if policy else 'defaults (request forwarded as sent)'}",
             *(f"                  {line}" for line in policy[1:]),
+            *_spill_line(target, number == len(route.to)),
         ]
     if args.request is not None:
         out += _request_preview(args.request, route, model, env)

@@ -23,6 +23,7 @@ from gateway.cli.explain import cmd_explain
 from gateway.cli.statusline import cmd_statusline
 from gateway.cli.validate import cmd_validate
 from gateway.errors import UsageError
+from rules.conditions import REQUEST_CLASSES
 
 __all__ = ["PROG", "build_parser"]
 
@@ -158,6 +159,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="also show this request (a Messages API body, or a captured request; - for stdin) as it "
         "would leave for each target: URL, headers and body as a diff, secrets redacted",
+    )
+    explain.add_argument(
+        "--request-class",
+        metavar="C",
+        choices=REQUEST_CLASSES,
+        help="the route a request of this class takes (what Claude Code sends in x-claude-code-request-class: "
+        + ", ".join(REQUEST_CLASSES) + ")",
+    )
+    explain.add_argument("--agent-type", metavar="T", help="with a subagent's type (x-claude-code-agent-type): general-purpose")
+    explain.add_argument(
+        "--server-tools", action="store_true", help="for a request whose tools include an Anthropic server tool (web_search...)"
     )
 
     routes = _command(commands, "routes", cmd_routes, "print the legacy environment as routes.toml")

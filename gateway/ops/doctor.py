@@ -9,7 +9,8 @@ Checks, in order, each printed as ``ok``, ``warn`` or ``FAIL`` with what to do a
   shared over the LAN;
 - the gateway: does it answer ``/health`` on its address, and does it serve this config?
 - Claude Code: the environment (and ``settings.json``) lines to use; a warning when
-  ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC`` is not set;
+  ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC`` is not set, and when routes read Claude Code's
+  hint headers (``when``) but ``CLAUDE_CODE_GATEWAY_HINT_HEADERS=1`` is not set;
 - ``--probe``: a 1-token request straight to each provider, with the gateway's credentials and
   wire policy (costs one output token per provider).
 
@@ -34,6 +35,7 @@ from typing import Any, Literal, TextIO
 from gateway.client_keys import HEADER, resolve_keys
 from gateway.ops import http
 from gateway.ops.health import CANONICAL_TIERS
+from gateway.proxy.facts import HINT_HEADERS_VARIABLE
 from gateway.settings import is_loopback, listen_address, load_config, local_url
 from gateway.timefmt import ago, duration
 from gateway.upstream.credentials import CredentialResolver, KeyUnavailable, oauth_path
@@ -281,6 +283,8 @@ def _claude_code(client_url: str, ruleset: RuleSet, env: Mapping[str, str], repo
     if header:
         wanted["ANTHROPIC_CUSTOM_HEADERS"] = header
     wanted[_NONESSENTIAL] = "1"
+    if ruleset.conditional:  # routes read the hint headers, which Claude Code sends only when told
+        wanted[HINT_HEADERS_VARIABLE] = "1"
 
     current = env.get("ANTHROPIC_BASE_URL") or settings.get("ANTHROPIC_BASE_URL")
     if current and str(current).rstrip("/") != client_url:
@@ -292,6 +296,14 @@ def _claude_code(client_url: str, ruleset: RuleSet, env: Mapping[str, str], repo
             "warn",
             f"{_NONESSENTIAL} is not set: Claude Code still sends telemetry, error reports and update "
             "checks straight to their services, outside the gateway; set it to 1 (below)",
+        )
+    if ruleset.conditional and str(env.get(HINT_HEADERS_VARIABLE) or settings.get(HINT_HEADERS_VARIABLE) or "") != "1":
+        conditional = [r.name for r in ruleset.routes if r.when is not None]
+        report.add(
+            "warn",
+            f"route(s) {', '.join(conditional)} depend on what Claude Code says about each request, but "
+            f"{HINT_HEADERS_VARIABLE} is not 1 in its environment or {settings_path}: without it every request "
+            "counts as request_class unknown; set it to 1 (below)",
         )
     report.add("info", "for one shell (on each machine that uses the gateway):")
     report.lines([f"export {k}={_shell_quote(v)}" for k, v in wanted.items()])

@@ -16,6 +16,7 @@ from gateway.timefmt import iso
 from gateway.upstream.credentials import CredentialResolver
 from gateway.upstream.limits import Limits
 from gateway.upstream.provider_health import ProviderHealth
+from gateway.upstream.quota import QuotaBook
 from rules.model import RuleSet
 
 __all__ = ["CANONICAL_TIERS", "health_report", "resolve_view", "tiers_view"]
@@ -62,8 +63,14 @@ def health_report(
     *,
     details: bool = True,
     limits: Limits | None = None,
+    quota: QuotaBook | None = None,
 ) -> dict[str, Any]:
-    """The /health document. ``details=False`` leaves out providers, routes and tiers."""
+    """The /health document. ``details=False`` leaves out providers, routes, tiers and quota.
+
+    ``quota``: per (provider, credential digest) what the latest answer said about the plan
+    (``QuotaBook.snapshot``); ``gateway statusline`` reads ``provider`` and
+    ``windows.5h.utilization`` / ``windows.7d.utilization`` of its entries.
+    """
     env = os.environ if env is None else env
     current = live.current
     ruleset = current.ruleset
@@ -114,11 +121,16 @@ def health_report(
         {
             "name": r.name,
             "match": list(r.match),
-            "to": [{"provider": t.provider.name, "model": t.model} for t in r.to],
+            "to": [
+                {"provider": t.provider.name, "model": t.model, **({"spill_at": dict(t.spill_at)} if t.spill_at else {})}
+                for t in r.to
+            ],
             "fallback_on": sorted(r.fallback_on),
+            **({"when": r.when.describe()} if r.when is not None else {}),
         }
         for r in ruleset.routes
     ]
     report["tiers"] = tiers_view(ruleset, env)
     report["resilience"] = {**provider_health.snapshot(), "concurrency": limits.snapshot() if limits else {}}
+    report["quota"] = quota.snapshot(ruleset) if quota is not None else []
     return report

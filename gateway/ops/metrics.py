@@ -22,6 +22,13 @@ observed directly, through children cached per label tuple.
 Model names come from clients, so each provider keeps at most ``MAX_MODELS`` distinct model
 labels per process; the rest are counted as ``other``.
 
+Quota: what the latest answer said about each credential's plan windows
+(``gateway.upstream.quota``) becomes two gauges per (provider, credential digest, window),
+copied on the flush after it arrived. With several workers they are ``mostrecent`` gauges: the
+value a worker set last wins, so after a window resets its fresh, lower figure replaces the old
+one (``max`` would keep showing the week's peak from whichever worker saw it). At most
+``MAX_CREDENTIALS`` credentials per provider get series per process; the others are in /health only.
+
 Hooks for other modules (they may be called before or without a Metrics instance):
 ``reloaded(ok, generation=None)`` for the config watcher, ``provider_event(kind, provider)``
 for gateway.upstream.provider_health listeners.
@@ -43,9 +50,11 @@ if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
     from gateway.proxy.exchange import Exchange
+    from gateway.upstream.quota import Quota
 
 __all__ = [
     "ENV",
+    "MAX_CREDENTIALS",
     "MAX_MODELS",
     "Metrics",
     "instance",
@@ -57,6 +66,7 @@ __all__ = [
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 FLUSH_INTERVAL_S = 1.0
 MAX_MODELS = 64
+MAX_CREDENTIALS = 64
 OTHER = "other"
 NONE = "none"  # no route / no provider was involved (404 no route, refused before any attempt)
 
@@ -150,6 +160,20 @@ class Metrics:
             "gateway_fallbacks", "Times a target failed (or was skipped) and the request moved on to the next target.",
             ["route", "provider", "model", "reason"], registry=own,
         )
+        self.spills = Counter(
+            "gateway_spills", "Times a target with spill_at stepped aside because its credential's quota "
+            "window was at or above the value; the next target took the request.",
+            ["route", "provider", "window"], registry=own,
+        )
+        self.quota_utilization = Gauge(
+            "gateway_quota_utilization", "A Claude plan window's utilization (0..1) in the latest answer for that "
+            "credential (anthropic-ratelimit-unified-*).",
+            ["provider", "credential", "window"], registry=own, multiprocess_mode="mostrecent",
+        )
+        self.quota_reset = Gauge(
+            "gateway_quota_reset_timestamp_seconds", "When that plan window resets (Unix time), per the latest answer.",
+            ["provider", "credential", "window"], registry=own, multiprocess_mode="mostrecent",
+        )
         self.refusals = Counter(
             "gateway_client_key_refusals", "Requests refused with 401 for a missing or wrong x-gateway-key.",
             ["reason"], registry=own,
@@ -176,6 +200,8 @@ class Metrics:
         self._children: dict[tuple[Any, ...], Any] = {}
         self._models: dict[str, set[str]] = {}
         self._pending: dict[tuple[Any, tuple[str, ...]], float] = {}  # counter increments not yet flushed
+        self._quotas: dict[tuple[str, str], Quota] = {}  # quota states not yet copied into the gauges
+        self._credentials: dict[str, set[str]] = {}
         self._timer: asyncio.TimerHandle | None = None
 
     # --- cached children ---------------------------------------------------------------------
@@ -198,6 +224,10 @@ class Metrics:
         pending, self._pending = self._pending, {}
         for (family, labels), amount in pending.items():
             self._child(family, *labels).inc(amount)
+        if self._quotas:
+            quotas, self._quotas = self._quotas, {}
+            for quota in quotas.values():
+                self._set_quota(quota)
 
     def start(self) -> None:
         """Flush every FLUSH_INTERVAL_S on the running loop (so other workers' scrapes see us)."""
@@ -257,14 +287,35 @@ class Metrics:
             add(self.tokens, (provider, model, "input"), exchange.input_tokens)
         if exchange.output_tokens:
             add(self.tokens, (provider, model, "output"), exchange.output_tokens)
+        for spilled, window in exchange.spills:
+            add(self.spills, (route, spilled, window))
         last = len(attempts) - 1
         for index, attempt in enumerate(attempts):
             result = str(attempt.status) if attempt.status is not None else attempt.outcome
             add(self.attempts, (attempt.provider, result))
             if index < last:
-                reason = "cooldown" if attempt.outcome == "skipped" else result
+                reason = "cooldown" if attempt.outcome == "skipped" else result  # "spill" for spill_at
                 tried = self._model(attempt.provider, attempt.model)
                 add(self.fallbacks, (route, attempt.provider, tried, reason))
+
+    def quota_observed(self, quota: Quota) -> None:
+        """A gateway.upstream.quota listener: an answer said where a credential's plan stands."""
+        self._quotas[(quota.provider, quota.credential)] = quota
+
+    def _set_quota(self, quota: Quota) -> None:
+        seen = self._credentials.setdefault(quota.provider, set())
+        if quota.credential not in seen:
+            if len(seen) >= MAX_CREDENTIALS:
+                return
+            seen.add(quota.credential)
+        for window, state in quota.parse().windows.items():
+            for family, value in ((self.quota_utilization, state.utilization), (self.quota_reset, state.reset)):
+                if value is not None:
+                    child = self._child(family, quota.provider, quota.credential, window)
+                    # Stamped with the answer's time, not the flush's (Gauge.set's): with several
+                    # workers, "mostrecent" must pick the latest answer, and a worker may flush an
+                    # older answer up to a second after another worker flushed a newer one.
+                    child._value.set(float(value), timestamp=quota.updated)
 
     def refused(self, reason: str) -> None:
         """A request refused for its client key: ``missing`` or ``invalid``."""

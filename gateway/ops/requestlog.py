@@ -6,7 +6,9 @@ Text (``--log-format text``), one ``key=value`` line that greps and cuts well::
       route=haiku tried=zai:429,anthropic:200 used=anthropic upstream_model=claude-haiku-5-5
       status=200 stream=true ttfb_ms=412.3 total_ms=2210.9 input_tokens=1200 output_tokens=87
 
-(one line in the log). JSON (``--log-format json``): the same fields as keys of the line's
+(one line in the log). When routes read Claude Code's hint headers, ``class=subagent
+agent=general-purpose`` follow the route; a target that stepped aside for its quota adds
+``spill=anthropic:7d``. JSON (``--log-format json``): the same fields as keys of the line's
 object, ``tried`` as a list of ``{provider, model, result, detail}``. Values a client chose (the
 model name) are quoted when they hold anything but plain characters, so a request cannot forge
 log lines. No secret is ever in an Exchange, so none can reach the log.
@@ -64,12 +66,18 @@ def text_line(exchange: Exchange) -> str:
         f"request id={exchange.request_id} client={_quote(exchange.client or '-')} endpoint={exchange.endpoint}"
         f" model={_quote(exchange.model or '-')} route={_quote(exchange.route or '-')}"
     )
+    if exchange.request_class is not None:
+        line += f" class={exchange.request_class}"
+    if exchange.agent_type is not None:
+        line += f" agent={_quote(exchange.agent_type)}"
     attempts = exchange.attempts
     if attempts:
         line += " tried=" + ",".join([f"{a.provider}:{_result(a)}" for a in attempts])
         used = exchange.used
         if used is not None:
             line += f" used={used.provider} upstream_model={_quote(used.model)}"
+    if exchange.spills:
+        line += " spill=" + ",".join([f"{provider}:{window}" for provider, window in exchange.spills])
     line += f" status={exchange.status} stream={'true' if exchange.stream else 'false'}"
     if exchange.ttfb is not None:
         line += f" ttfb_ms={exchange.ttfb * 1000:.1f}"
@@ -87,7 +95,7 @@ def text_line(exchange: Exchange) -> str:
 def json_fields(exchange: Exchange) -> dict[str, Any]:
     """The JSON form of one request's log line: the fields added to the log object."""
     used = exchange.used
-    return {
+    fields: dict[str, Any] = {
         "event": "request",
         "request_id": exchange.request_id,
         "client": exchange.client,
@@ -108,6 +116,13 @@ def json_fields(exchange: Exchange) -> dict[str, Any]:
         "output_tokens": exchange.output_tokens,
         "error": exchange.error,
     }
+    # Only when routes read the hint headers, and when a target stepped aside, as in the text form.
+    if exchange.request_class is not None:
+        fields["request_class"] = exchange.request_class
+        fields["agent_type"] = exchange.agent_type
+    if exchange.spills:
+        fields["spill"] = [f"{provider}:{window}" for provider, window in exchange.spills]
+    return fields
 
 
 def _level(exchange: Exchange) -> int:

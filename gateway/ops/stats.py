@@ -13,6 +13,14 @@ Document shape (fields may be added, never changed)::
      "providers": [{"provider": "zai", "requests": 30, ..., "share_requests": 0.714,
                     "share_tokens": 0.62, "models": [{"model": "glm-4.7", "requests": 30, ...}]}]}
 
+``quota`` (when an answer carried a Claude plan's ``anthropic-ratelimit-unified-*`` headers):
+per provider and credential digest, each window's utilization in the latest answer, its reset
+and the seconds until then::
+
+     "quota": [{"provider": "anthropic", "credential": "client#9f2c1ab04d3e",
+                "windows": {"5h": {"utilization": 0.42, "reset": "2026-01-05T14:00:00Z", "resets_in_s": 9000.0},
+                            "7d": {...}}}]
+
 ``requests`` counts Messages calls (``/v1/messages``), the work a subscription pays for;
 ``count_tokens`` calls are counted apart. ``errors`` are answers with an error status or a
 stream that ended with an error; ``fallbacks`` are times the provider failed (or was cooling
@@ -60,6 +68,7 @@ def usage(families: Iterable[Metric], now: float | None = None) -> dict[str, Any
     now = time.time() if now is None else now
     providers: dict[str, _Row] = {}
     started: float | None = None
+    quota: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
 
     def row(provider: str, model: str) -> _Row:
         top = providers.setdefault(provider, _Row())
@@ -70,6 +79,10 @@ def usage(families: Iterable[Metric], now: float | None = None) -> dict[str, Any
             name, labels, value = sample.name, sample.labels, sample.value
             if name == "gateway_start_time_seconds":
                 started = value if started is None else min(started, value)
+                continue
+            if name in _QUOTA_GAUGES:
+                window = quota.setdefault((labels["provider"], labels["credential"]), {}).setdefault(labels["window"], {})
+                window[_QUOTA_GAUGES[name]] = value
                 continue
             if not name.endswith("_total") or not value:
                 continue
@@ -109,7 +122,32 @@ def usage(families: Iterable[Metric], now: float | None = None) -> dict[str, Any
         "uptime_s": round(now - started, 1) if started is not None else None,
         "totals": totals.counts(),
         "providers": out_providers,
+        "quota": _quota_rows(quota, now),
     }
+
+
+_QUOTA_GAUGES = {"gateway_quota_utilization": "utilization", "gateway_quota_reset_timestamp_seconds": "reset"}
+
+
+def _quota_rows(quota: dict[tuple[str, str], dict[str, dict[str, Any]]], now: float) -> list[dict[str, Any]]:
+    rows = []
+    for (provider, credential), windows in sorted(quota.items()):
+        shown: dict[str, Any] = {}
+        for window in sorted(windows, key=_window_order):
+            values = windows[window]
+            reset = values.get("reset")
+            shown[window] = {
+                "utilization": values.get("utilization"),
+                "reset": iso(reset) if reset is not None else None,
+                "resets_in_s": round(reset - now, 1) if reset is not None else None,
+            }
+        rows.append({"provider": provider, "credential": credential, "windows": shown})
+    return rows
+
+
+def _window_order(window: str) -> tuple[int, str]:
+    known = ("5h", "7d", "7d_oi", "overage")
+    return (known.index(window) if window in known else len(known), window)
 
 
 _COLUMNS = (
@@ -150,7 +188,27 @@ def render_table(doc: dict[str, Any]) -> str:
     note = "requests: /v1/messages calls; count_tokens calls: " + f"{totals.get('count_tokens', 0):,}"
     if not doc.get("providers"):
         return f"{head}\nNo requests yet.\n"
-    return "\n".join([head, "", *rendered, "", note]) + "\n"
+    return "\n".join([head, "", *rendered, "", note, *_quota_table(doc.get("quota") or [])]) + "\n"
+
+
+def _quota_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The plan windows under the usage table: used share and time to reset, per credential."""
+    lines = [["PROVIDER", "CREDENTIAL", "WINDOW", "USED", "RESETS IN"]]
+    for row in rows:
+        for window, values in row.get("windows", {}).items():
+            used = values.get("utilization")
+            left = values.get("resets_in_s")
+            lines.append([
+                row["provider"], row["credential"], window,
+                f"{used * 100:.0f}%" if used is not None else "?",
+                "-" if left is None else (duration(left) if left > 0 else "reset (figure is old)"),
+            ])
+    if len(lines) == 1:
+        return []
+    widths = [max(len(line[i]) for line in lines) for i in range(5)]
+    table = ["  ".join(c.rjust(widths[i]) if i == 3 else c.ljust(widths[i]) for i, c in enumerate(line)).rstrip()
+             for line in lines]
+    return ["", "Claude plan quota, as the latest answer for each credential put it:", "", *table]
 
 
 def command(url: str | None, config: str | None, as_json: bool, env: Mapping[str, str], cwd: Path) -> str:

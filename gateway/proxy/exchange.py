@@ -18,7 +18,7 @@ class Attempt:
 
     provider: str
     model: str
-    outcome: str  # "ok", "status", "connect", "timeout", "read", "credential", "skipped", "policy"
+    outcome: str  # "ok", "status", "connect", "timeout", "read", "credential", "skipped", "spill", "policy"
     status: int | None = None
     detail: str = ""
 
@@ -42,6 +42,10 @@ class Exchange:
     input_tokens: int | None = None
     output_tokens: int | None = None
     error: str | None = None  # set when the gateway answered with an error or ended a stream with one
+    # What Claude Code said the request is for (its hint headers), set when a route has `when`.
+    request_class: str | None = None
+    agent_type: str | None = None
+    spills: tuple[tuple[str, str], ...] = ()  # (provider, window) of each target that stepped aside
 
     @property
     def used(self) -> Attempt | None:

@@ -37,6 +37,7 @@ from gateway.upstream.client import Upstream
 from gateway.upstream.credentials import Credential, CredentialResolver
 from gateway.upstream.limits import Limits
 from gateway.upstream.provider_health import ProviderHealth
+from gateway.upstream.quota import QuotaBook, Spill
 from gateway.upstream.transport import read_body
 from gateway.wire.body import RequestBody
 from gateway.wire.headers import upstream_headers
@@ -71,12 +72,14 @@ class Proxy:
         signatures: SignatureStore,
         health: ProviderHealth,
         limits: Limits | None = None,
+        quota: QuotaBook | None = None,
     ) -> None:
         self.upstream = upstream
         self.credentials = credentials
         self.signatures = signatures
         self.health = health
         self.limits = limits if limits is not None else Limits()
+        self.quota = quota if quota is not None else QuotaBook()
         self._timeouts: dict[tuple[float, float], dict[str, float | None]] = {}
 
     def timeout(self, provider: Provider) -> dict[str, float | None]:
@@ -132,6 +135,13 @@ class Proxy:
                 exchange.attempts.append(Attempt(provider.name, model, "credential", detail=exc.message))
                 gateway_errors.append(exc)
                 continue
+            spill: Spill | None = None
+            if target.spill_at:
+                spill = self.quota.spill(provider.name, credential, target.spill_at)
+                if spill is not None and index < last_index:
+                    exchange.attempts.append(Attempt(provider.name, model, "spill", detail=spill.detail))
+                    exchange.spills += ((provider.name, spill.window),)
+                    continue
             skipped = self.health.skip(provider.name, last=index == last_index, credential=credential.fingerprint)
             if skipped is not None:
                 exchange.attempts.append(Attempt(provider.name, model, "skipped", detail=skipped))
@@ -144,6 +154,7 @@ class Proxy:
                     exchange.attempts.append(Attempt(provider.name, model, "overloaded", detail=exc.message))
                     gateway_errors.append(exc)
                     continue
+            tried = len(exchange.attempts)
             try:
                 return await self._attempt(
                     request, route, body, target, credential, exchange, path, index < last_index, endpoint
@@ -157,6 +168,10 @@ class Proxy:
             finally:
                 if limit is not None:
                     limit.release()
+                if spill is not None:  # spill_at never refuses a request: the last target serves anyway
+                    note = f"{spill.detail}, but the route's last target: asked anyway"
+                    for attempt in exchange.attempts[tried:]:
+                        attempt.detail = f"{note}; {attempt.detail}" if attempt.detail else note
 
         if upstream_error is not None:
             # The client gets the last upstream answer (status, body, retry-after...), translated
@@ -199,6 +214,7 @@ class Proxy:
             raise
         status = response.status_code
         self.health.on_status(name, status, response.headers, credential.fingerprint)
+        self.quota.observe(name, credential, response.headers)
         if status >= 400:  # only error answers pay for reading and translating
             try:
                 data = await read_error(response)

@@ -204,6 +204,7 @@ def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None) -> Sani
         counters.set_generation(runtime.live.current.generation)
         counters.start()
         runtime.health.listeners.append(counters.provider_event)
+        runtime.quota.listeners.append(counters.quota_observed)
         runtime.exchange_listeners.append(
             AfterResponse([RequestLog(settings.log_format), counters.observe, runtime.sessions.observe])
         )

@@ -21,9 +21,15 @@ MAX_LIMIT = 1000
 
 
 def _entry(ruleset: RuleSet, model: str, created_at: str) -> dict[str, Any] | None:
+    # A name only routes with `when` reach (subagents, say) is listed too: Claude Code's
+    # requests carry the hint headers that pick them. Shown with the route a request without
+    # them gets, else the first that can take it.
     route = ruleset.resolve(model)
     if route is None:
-        return None
+        candidates = ruleset.candidates(model)
+        if not candidates:
+            return None
+        route = candidates[0]
     first = route.to[0]
     upstream = first.upstream_model(model)
     via = first.provider.name if upstream == model else f"{first.provider.name}: {upstream}"
@@ -38,7 +44,7 @@ def model_ids(ruleset: RuleSet) -> list[str]:
         names = [p for p in route.match if not is_glob(p)]
         names += [t.model for t in route.to if t.model is not None]
         for name in names:
-            if name.lower() not in seen and ruleset.resolve(name) is not None:
+            if name.lower() not in seen and ruleset.candidates(name):
                 seen.add(name.lower())
                 ids.append(name)
     return ids
@@ -74,7 +80,7 @@ def list_models(ruleset: RuleSet, loaded_at: float, args: dict[str, list[str]]) 
 
 
 def get_model(ruleset: RuleSet, loaded_at: float, model: str) -> dict[str, Any]:
-    """``GET /v1/models/{id}``: the model when a route takes it, else 404."""
+    """``GET /v1/models/{id}``: the model when a route may take it, else 404."""
     entry = _entry(ruleset, model, _created_at(loaded_at))
     if entry is None:
         raise NotFound(f"model '{model}' matches no route (routes: {', '.join(ruleset.route_names)})")

@@ -19,6 +19,7 @@ from gateway.ops.health import health_report
 from gateway.ops.sessions import SESSION_HEADER
 from gateway.ops.stats import usage
 from gateway.proxy.exchange import Exchange
+from gateway.proxy.facts import conditional_route
 from gateway.server.catalog import get_model, list_models
 from gateway.server.runtime import Runtime
 from gateway.wire.body import parse_body
@@ -47,7 +48,10 @@ async def _forward(request: Request, endpoint: str) -> HTTPResponse | None:
         body = parse_body(request.body)
         exchange.model = body.model
         exchange.stream = body.stream
-        route = ruleset.resolve(body.model)
+        if ruleset.conditional:  # routes read Claude Code's hint headers (and maybe the body's tools)
+            route = conditional_route(ruleset, request.headers, body, exchange)
+        else:
+            route = ruleset.resolve(body.model)
         if route is None:
             # 400, not 404: Claude Code shows a 404 as "There's an issue with the selected
             # model ... It may not exist" and drops this text, which says the fix.
@@ -98,7 +102,9 @@ async def health(request: Request) -> HTTPResponse:
     """GET /health: config source and generation, providers, routes, tiers, last reload error."""
     runtime = _runtime(request)
     return json(
-        health_report(runtime.live, runtime.credentials, runtime.health, os.environ, limits=runtime.limits)
+        health_report(
+            runtime.live, runtime.credentials, runtime.health, os.environ, limits=runtime.limits, quota=runtime.quota
+        )
     )
 
 

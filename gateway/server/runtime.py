@@ -15,6 +15,7 @@ from gateway.upstream.client import Upstream
 from gateway.upstream.credentials import CredentialResolver
 from gateway.upstream.limits import Limits
 from gateway.upstream.provider_health import ProviderHealth
+from gateway.upstream.quota import QuotaBook
 from gateway.wire.signatures import SignatureStore
 
 __all__ = ["Runtime"]
@@ -32,7 +33,8 @@ class Runtime:
         self.signatures = SignatureStore()
         self.health = ProviderHealth()
         self.limits = Limits()
-        self.proxy = Proxy(upstream, self.credentials, self.signatures, self.health, self.limits)
+        self.quota = QuotaBook()
+        self.proxy = Proxy(upstream, self.credentials, self.signatures, self.health, self.limits, self.quota)
         self.count_tokens = CountTokens(self.proxy)
         self.sessions = SessionMemory()  # filled by an exchange listener (server/app.py)
         # Called with every finished Exchange: the request log, metrics, usage stats.

@@ -1,9 +1,10 @@
 """Provider health as this worker sees it: cooldowns after rate limits, circuits after outages.
 
-Cooldown: a 429 or 529 that says when to come back (``retry-after``, or the
-``anthropic-ratelimit-*-reset`` headers) puts the provider, for that credential, in cooldown
-until then. A cooling provider is skipped, unless it is the route's last target, so users do
-not wait on a known-limited provider at every request. Cooldowns are per credential: on a LAN
+Cooldown: a 429 or 529 that says when to come back (``retry-after``, the
+``anthropic-ratelimit-*-reset`` headers, or a Claude plan's reset when the plan answered
+``rejected``) puts the provider, for that credential, in cooldown until then. A cooling
+provider is skipped, unless it is the route's last target, so users do not wait on a
+known-limited provider at every request. Cooldowns are per credential: on a LAN
 where each client passes its own login through, one user's exhausted subscription does not
 send everyone else to the fallback.
 
@@ -32,6 +33,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
 from gateway.timefmt import human, iso
+from gateway.upstream.quota import plan_reset
 
 __all__ = [
     "CIRCUIT_BASE_S",
@@ -87,9 +89,16 @@ def _parse_reset(value: str, now: float) -> float | None:
 def cooldown_until(headers: Mapping[str, str], now: float) -> tuple[float, str] | None:
     """When a rate-limited provider may be asked again, and which header said so.
 
-    ``retry-after`` is the server's own advice and wins; otherwise the latest of the
-    ``anthropic-ratelimit-*-reset`` moments (every exhausted limit has reset by then).
+    A Claude plan that answered ``rejected`` comes back when the plan resets
+    (``gateway.upstream.quota.plan_reset``): such a 429 carries no useful ``retry-after``.
+    Otherwise ``retry-after`` is the server's own advice and wins; else the latest of the
+    ``anthropic-ratelimit-*-reset`` moments (every exhausted limit has reset by then), leaving
+    out a plan's per-window resets (``-unified-7d-reset``...), which say when each window
+    resets, not when the limit that answered does (the 7-day one would be days away).
     """
+    plan = plan_reset(headers, now)
+    if plan is not None:
+        return min(plan[0], now + MAX_COOLDOWN_S), plan[1]
     retry_after = headers.get("retry-after")
     if retry_after is not None:
         until = _parse_reset(retry_after, now)
@@ -98,13 +107,18 @@ def cooldown_until(headers: Mapping[str, str], now: float) -> tuple[float, str] 
     best: tuple[float, str] | None = None
     for name, value in headers.items():
         lower = name.lower()
-        if lower.startswith("anthropic-ratelimit-") and lower.endswith("-reset"):
+        if lower.startswith("anthropic-ratelimit-") and lower.endswith("-reset") and not _window_reset(lower):
             until = _parse_reset(value, now)
             if until is not None and until > now and (best is None or until > best[0]):
                 best = (until, f"{lower}: {value.strip()}")
     if best is None:
         return None
     return min(best[0], now + MAX_COOLDOWN_S), best[1]
+
+
+def _window_reset(name: str) -> bool:
+    """``anthropic-ratelimit-unified-5h-reset`` and the like: one window's reset, not the plan's."""
+    return name.startswith("anthropic-ratelimit-unified-") and name != "anthropic-ratelimit-unified-reset"
 
 
 @dataclass(slots=True)

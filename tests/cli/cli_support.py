@@ -17,7 +17,7 @@ from typing import Protocol
 GATEWAY = Path(sys.executable).with_name("gateway")
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
-PROFILES = ("all-deepseek", "all-zai", "anthropic-only", "fallback", "lan", "local-ollama", "mixed")
+PROFILES = ("all-deepseek", "all-zai", "anthropic-only", "fallback", "lan", "local-ollama", "mixed", "quota-saver")
 
 # Variables the gateway (or Claude Code's login lookup) reads: never inherited by a test.
 _SCRUBBED_PREFIXES = ("HAIKU_", "SONNET_", "OPUS_", "ANTHROPIC_", "GATEWAY_", "ZAI_", "CLAUDE_", "DEEPSEEK_")

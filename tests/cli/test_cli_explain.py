@@ -195,3 +195,51 @@ def test_missing_config_option_exits_1(run: Run) -> None:
     result = run("explain", "claude-haiku-5-5", "--config", "absent.toml")
     assert result.code == 1
     assert "absent.toml" in result.err and "Error: " in result.err
+
+
+def test_quota_saver_lists_every_route_a_name_can_take(run: Run, workdir: Path) -> None:
+    use_example(workdir, "quota-saver")
+    result = run("explain", "claude-sonnet-5-5", env={"ZAI_API_KEY": "zai-test-key-0000000000"})
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[2].startswith("routes: by what Claude Code says about the request")
+    assert lines[3:6] == [
+        "  1. server-tools (route[1]) when server_tools true",
+        "  2. helpers (route[2]) when request_class subagent or compaction or auxiliary",
+        "  3. main (route[3]), always",
+    ]
+    assert lines[6].startswith("  a request without hint headers (request_class unknown) gets main; ")
+    assert lines[7] == "route:  main (route[3]), matched by '*'"
+    spill = [line for line in lines if line.startswith("  spill_at:")]
+    assert spill == ["  spill_at:       steps aside while its credential's 5h window is at 95% or more, or its 7d "
+                     "window is at 85% or more (the next target serves until the window resets)"]
+
+
+def test_request_class_and_agent_type_pick_the_route(run: Run, workdir: Path) -> None:
+    use_example(workdir, "quota-saver")
+    result = run("explain", "claude-sonnet-5-5", "--request-class", "subagent", "--agent-type", "general-purpose")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[2] == "facts:  request_class subagent, agent_type general-purpose, server_tools false"
+    assert lines[3] == "route:  helpers (route[2]), matched by '*', when request_class subagent or compaction or auxiliary"
+    assert "target 1: provider zai" in lines and "  upstream model: glm-4.7 (rewritten)" in lines
+    searching = run("explain", "claude-sonnet-5-5", "--request-class", "subagent", "--server-tools")
+    assert "route:  server-tools (route[1]), matched by '*', when server_tools true" in searching.out
+    main = run("explain", "claude-sonnet-5-5", "--request-class", "main")
+    assert "route:  main (route[3])" in main.out and "spill_at:" in main.out
+    wrong = run("explain", "claude-sonnet-5-5", "--request-class", "helper")
+    assert wrong.code == 2 and "invalid choice: 'helper'" in wrong.err
+
+
+def test_facts_no_route_holds_for_is_an_error(run: Run, workdir: Path) -> None:
+    (workdir / "routes.toml").write_text(
+        'version = 1\n[providers.p]\nbase_url = "https://p.example"\nkey = { client = true }\n'
+        '[[route]]\nname = "helpers"\nmatch = "*"\nwhen = { request_class = "subagent" }\nto = "p"\n',
+        encoding="utf-8",
+    )
+    listing = run("explain", "claude-opus-5-5")
+    assert listing.code == 0
+    assert "a request without hint headers (request_class unknown) matches none of them: 404" in listing.out
+    result = run("explain", "claude-opus-5-5", "--request-class", "main")
+    assert result.code == 1
+    assert "matches routes helpers" in result.err and "none holds for request_class main" in result.err

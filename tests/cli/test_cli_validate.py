@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from cli_support import EXAMPLES, Run
+from cli_support import EXAMPLES, PROFILES, Run
 
 GOOD = """\
 version = 1
@@ -67,7 +67,7 @@ def test_valid_file_exits_0_with_no_problem_lines(run: Run, workdir: Path) -> No
 
 def test_every_example_is_valid(run: Run) -> None:
     files = sorted(str(p) for p in EXAMPLES.glob("*.toml"))
-    assert len(files) == 7
+    assert len(files) == len(PROFILES) == 8
     result = run("validate", *files)
     assert result.code == 0, result.out + result.err
 

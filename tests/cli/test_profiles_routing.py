@@ -7,6 +7,8 @@ from collections.abc import Callable
 import pytest
 from cli_support import EXAMPLES, PROFILES
 
+from fakes.claude_code import load as load_captured
+from rules.conditions import RequestFacts
 from rules.loader import load_file
 
 HAIKU = ("claude-haiku-5-5", "claude-haiku-4-5", "claude-3-5-haiku-20241022", "claude-3-haiku-20240307")
@@ -51,6 +53,8 @@ EXPECTED: dict[str, dict[tuple[str, ...], Callable[[str], Targets]]] = {
     "lan": {HAIKU: lambda m: zai("glm-4.7"), SONNET: anthropic, OPUS: anthropic, GLM: zai},
     "local-ollama": {HAIKU: lambda m: ollama("qwen3-coder"), SONNET: lambda m: ollama("qwen3-coder"),
                      OPUS: lambda m: ollama("qwen3-coder"), OLLAMA_MODELS: ollama},
+    # A request without hint headers is the main conversation: Anthropic, Z.AI once it spills.
+    "quota-saver": {HAIKU: anthropic_then_zai, SONNET: anthropic_then_zai, OPUS: anthropic_then_zai, GLM: zai},
 }
 ENV = {"ZAI_API_KEY": "x", "GATEWAY_CLIENT_KEY": "y", "DEEPSEEK_API_KEY": "z"}
 
@@ -125,3 +129,33 @@ def test_local_ollama_profile_needs_no_key_and_no_internet() -> None:
     assert provider.key == ()  # no credential sent, the client's not passed on
     assert provider.base_url == "http://localhost:11434"
     assert ruleset.server.host == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("capture", "provider", "upstream_model"),
+    [
+        ("cc_hint_headers_main_spawning_agent", "anthropic", "claude-sonnet-5-5"),
+        ("cc_hint_headers_main_after_agent", "anthropic", "claude-sonnet-5-5"),
+        ("cc_hint_headers_subagent", "zai", "glm-4.7"),
+    ],
+)
+def test_quota_saver_routes_claude_codes_requests_by_what_they_are_for(
+    capture: str, provider: str, upstream_model: str
+) -> None:
+    ruleset = load_file(EXAMPLES / "quota-saver.toml", env=ENV)
+    request = load_captured(capture)
+    route = ruleset.resolve(request.model or "", RequestFacts.from_headers(request.header_dict))
+    assert route is not None
+    assert (route.to[0].provider.name, route.to[0].upstream_model(request.model)) == (provider, upstream_model)
+
+
+def test_quota_saver_spills_the_main_conversation_and_keeps_server_tools_on_anthropic() -> None:
+    ruleset = load_file(EXAMPLES / "quota-saver.toml", env=ENV)
+    main = ruleset.resolve("claude-opus-5-5", RequestFacts("main"))
+    assert main is not None and main.to[0].spill_at == (("5h", 0.95), ("7d", 0.85))
+    for request_class in ("compaction", "auxiliary", "subagent"):
+        helper = ruleset.resolve("claude-haiku-5-5", RequestFacts(request_class))
+        assert helper is not None and [t.provider.name for t in helper.to] == ["zai"]
+    for request_class in ("main", "subagent", "unknown"):
+        searching = ruleset.resolve("claude-sonnet-5-5", RequestFacts(request_class, server_tools=True))
+        assert searching is not None and [(t.provider.name, t.spill_at) for t in searching.to] == [("anthropic", ())]

@@ -26,7 +26,7 @@ from .records import ConnectionRecord, RecordedRequest
 from .signing import Signer
 from .sockets import BlackHole, closed_port, free_port
 from .upstream import COUNT_TOKENS, MESSAGES, MODELS, FakeUpstream
-from .wire import parse_sse
+from .wire import parse_sse, unified_headers
 
 __all__ = [
     "COUNT_TOKENS",
@@ -54,4 +54,5 @@ __all__ = [
     "parse_sse",
     "thinking_reply",
     "tool_use_reply",
+    "unified_headers",
 ]

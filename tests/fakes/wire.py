@@ -92,6 +92,31 @@ def base_headers(request_id: str, content_type: str) -> dict[str, str]:
     }
 
 
+def unified_headers(
+    *,
+    status: str = "allowed",
+    reset: float | None = None,
+    claim: str = "five_hour",
+    windows: dict[str, tuple[float, float]] | None = None,
+) -> dict[str, str]:
+    """A Claude plan's `anthropic-ratelimit-unified-*` headers, as Anthropic answers a login.
+
+    `windows`: `{"5h": (utilization, reset_epoch_s), "7d": ...}`; each window's status is
+    `rejected` at 1.0, `allowed_warning` from 0.8, else `allowed`. `reset`: the plan's (binding)
+    reset in epoch seconds; None leaves the header out. Pass as `Reply(headers=...)` or
+    `Error(429, headers=...)`.
+    """
+    headers = {"anthropic-ratelimit-unified-status": status, "anthropic-ratelimit-unified-representative-claim": claim}
+    if reset is not None:
+        headers["anthropic-ratelimit-unified-reset"] = str(int(reset))
+    for window, (utilization, window_reset) in (windows or {}).items():
+        state = "rejected" if utilization >= 1 else ("allowed_warning" if utilization >= 0.8 else "allowed")
+        headers[f"anthropic-ratelimit-unified-{window}-utilization"] = f"{utilization:g}"
+        headers[f"anthropic-ratelimit-unified-{window}-reset"] = str(int(window_reset))
+        headers[f"anthropic-ratelimit-unified-{window}-status"] = state
+    return headers
+
+
 def estimate_input_tokens(body: bytes) -> int:
     """A deterministic stand-in for token counting: one token per four body bytes."""
     return max(1, len(body) // 4)

@@ -9,6 +9,8 @@ Measures, each as the median of several rounds of many calls:
 - one request-log line, text and JSON, written to a log file,
 - Metrics.observe for a fallback exchange with tokens,
 - AfterResponse: queuing an exchange and flushing it on the next loop turn;
+- quota observation per upstream answer (no quota headers, an API key's, a Claude login's),
+  the spill_at check, and routing on Claude Code's hint headers against the model-only path;
 - for scale, on the same machine at the same moment: parsing the captured Claude Code request
   body with orjson, which the gateway does for every request anyway.
 """
@@ -129,6 +131,70 @@ def main() -> None:
 
     added = statistics.median(asyncio.run(queued()) - asyncio.run(baseline()) for _ in range(5))
     print(f"after-response queue + flush      {added:6.2f} us")
+    quota_and_facts()
+
+
+# An answer head as the transport hands it over: a Z.AI-like one, and Anthropic's extra headers.
+_HEAD = [(b"Content-Type", b"text/event-stream; charset=utf-8"), (b"Date", b"Mon, 05 Jan 2026 09:12:44 GMT"),
+         (b"Transfer-Encoding", b"chunked"), (b"Connection", b"keep-alive"), (b"Cache-Control", b"no-cache"),
+         (b"request-id", b"req_011CUZ1aBcDeFgHiJkLmNoPq"), (b"Server", b"cloudflare"), (b"X-Robots-Tag", b"none"),
+         (b"Via", b"1.1 google"), (b"CF-RAY", b"99a0b1c2d3e4f5a6-FRA")]
+_API_KEY = [(f"anthropic-ratelimit-{kind}-{field}".encode(), b"2026-01-05T09:13:44Z" if field == "reset" else b"3999")
+            for kind in ("requests", "tokens", "input-tokens", "output-tokens") for field in ("limit", "remaining", "reset")]
+_UNIFIED = [(b"anthropic-ratelimit-unified-status", b"allowed"), (b"anthropic-ratelimit-unified-reset", b"1767621600"),
+            (b"anthropic-ratelimit-unified-representative-claim", b"five_hour"),
+            (b"anthropic-ratelimit-unified-fallback-percentage", b"0.5")] + [
+    (f"anthropic-ratelimit-unified-{w}-{f}".encode(), v)
+    for w in ("5h", "7d", "7d_oi") for f, v in (("utilization", b"0.42"), ("reset", b"1767621600"), ("status", b"allowed"))]
+
+
+def quota_and_facts() -> None:
+    """Per upstream answer: quota observation; per request: spill_at and routing on hint headers."""
+    import httpx
+    from sanic.compat import Header
+
+    from gateway.proxy.facts import conditional_route
+    from gateway.upstream.credentials import Credential
+    from gateway.upstream.quota import QuotaBook
+    from gateway.wire.body import RequestBody, parse_body
+    from rules.loader import load_file
+    from rules.model import KeySource
+
+    book = QuotaBook()
+    login = Credential((("authorization", "Bearer sk-ant-oat01-0123456789"),), KeySource("client"), None, "client#0a1b2c")
+    heads = {"no quota headers (Z.AI)": _HEAD, "an API key's (12)": _HEAD + _API_KEY,
+             "a Claude login's (13)": _HEAD + _UNIFIED}
+    for what, head in heads.items():
+        headers = httpx.Headers(head)
+        print(f"quota observe, {what:23} {per_call(lambda h=headers: book.observe('anthropic', login, h)):6.2f} us")
+    book.observe("anthropic", login, httpx.Headers(_HEAD + _UNIFIED))
+    spill_at = (("5h", 0.95), ("7d", 0.85))
+    book.spill("anthropic", login, spill_at)  # the first read parses; later ones reuse it
+    print(f"spill_at check (state kept)       {per_call(lambda: book.spill('anthropic', login, spill_at)):6.2f} us")
+
+    root = Path(__file__).resolve().parents[2]
+    captured = root / "tests" / "fakes" / "captured"
+    quota_saver = load_file(root / "examples" / "quota-saver.toml", env={"ZAI_API_KEY": "x"})
+    mixed = load_file(root / "examples" / "mixed.toml", env={"ZAI_API_KEY": "x"})
+    print(f"route, model only (mixed.toml)    {per_call(lambda: mixed.resolve('claude-sonnet-5-5'), calls=100000):6.2f} us")
+    without_tools = load_bytes(
+        (root / "examples" / "quota-saver.toml").read_bytes().replace(b'when = { server_tools = true }',
+                                                                       b'when = { request_class = "workflow" }'),
+        file="q.toml", env={"ZAI_API_KEY": "x"})
+    import json
+
+    for name in ("cc_hint_headers_main_spawning_agent", "cc_hint_headers_subagent"):
+        capture = json.loads((captured / f"{name}.json").read_text())
+        headers = Header(capture["headers"])
+        raw = json.dumps(capture["body"]).encode()
+        label = capture["headers"]["x-claude-code-request-class"]
+        body, ex = parse_body(raw), Exchange("id", "messages")
+        facts = per_call(lambda h=headers, b=body, e=ex: conditional_route(without_tools, h, b, e), calls=100000)
+        # A fresh body per call: the server_tools question parses it (once per request).
+        tools = per_call(lambda h=headers, r=raw, e=ex, m=body.model: conditional_route(quota_saver, h, RequestBody(r, m), e),
+                         calls=2000)
+        print(f"route by hint headers, {label:9}  {facts:6.2f} us (with server_tools, {len(raw) // 1024} KB body: "
+              f"{tools:6.2f} us)")
 
 
 def sanic_middleware() -> float:

@@ -95,6 +95,42 @@ def test_nonessential_traffic_set_in_settings_json_counts(tmp_path: Path) -> Non
     assert f"in {home / '.claude' / 'settings.json'}:" in done.out
 
 
+def conditional_config() -> str:
+    return routes_toml(
+        providers={"zai": {"base_url": "http://127.0.0.1:1", "key": {"env": "ZAI_API_KEY"}},
+                   "anthropic": {"base_url": "http://127.0.0.1:1", "key": {"client": True}}},
+        routes=[
+            {"name": "helpers", "match": "*", "when": {"request_class": ["subagent"]}, "to": "zai"},
+            {"name": "default", "match": "*", "to": "anthropic"},
+        ],
+    )
+
+
+def test_routes_on_request_classes_without_hint_headers_are_a_warning(tmp_path: Path) -> None:
+    path = write(tmp_path, conditional_config())
+
+    done = run_cli("doctor", "--config", str(path), home=tmp_path, cwd=tmp_path, env={"ZAI_API_KEY": ZAI_KEY, **NONESSENTIAL})
+
+    assert "warn  route(s) helpers depend on what Claude Code says about each request, but " \
+           "CLAUDE_CODE_GATEWAY_HINT_HEADERS is not 1" in done.out
+    assert "export CLAUDE_CODE_GATEWAY_HINT_HEADERS=1" in done.out
+    block = done.out[done.out.index("      {\n"):done.out.index("\n      }\n") + 8]
+    assert json.loads(block)["env"]["CLAUDE_CODE_GATEWAY_HINT_HEADERS"] == "1"
+
+
+def test_hint_headers_set_in_settings_json_count_and_model_only_configs_need_none(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / ".claude").mkdir(parents=True)
+    (home / ".claude" / "settings.json").write_text(json.dumps({"env": {"CLAUDE_CODE_GATEWAY_HINT_HEADERS": "1"}}))
+    path = write(tmp_path, conditional_config())
+    done = run_cli("doctor", "--config", str(path), home=home, cwd=tmp_path, env={"ZAI_API_KEY": ZAI_KEY, **NONESSENTIAL})
+    assert "HINT_HEADERS is not 1" not in done.out
+
+    path = write(tmp_path, config("http://127.0.0.1:1", "http://127.0.0.1:1"))
+    done = run_cli("doctor", "--config", str(path), home=tmp_path, cwd=tmp_path, env={"ZAI_API_KEY": ZAI_KEY, **NONESSENTIAL})
+    assert "CLAUDE_CODE_GATEWAY_HINT_HEADERS" not in done.out
+
+
 def test_a_gateway_that_is_not_running_is_a_problem(tmp_path: Path) -> None:
     port = closed_port()
     path = write(tmp_path, config("http://127.0.0.1:1", "http://127.0.0.1:1", port=port))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,10 @@ from ops_support import (
 
 from fakes import Error, Reply
 from fakes.config import routes_toml
-from gateway.ops.metrics import MAX_MODELS, Metrics, multiprocess_directory
+from gateway.ops.metrics import MAX_CREDENTIALS, MAX_MODELS, Metrics, multiprocess_directory
 from gateway.ops.stats import render_table, usage
 from gateway.proxy.exchange import Attempt, Exchange
+from gateway.upstream.quota import Quota
 
 Factory = Callable[..., Any]
 
@@ -152,6 +154,50 @@ def test_usage_document_and_table_from_metrics() -> None:
     assert "up 1 min 30 s" in table
     assert any(line.split()[:3] == ["zai", "glm-4.7", "1"] and "80.0% tok" in line for line in table.splitlines())
     assert table.splitlines()[-3].split() == ["TOTAL", "3", "0", "1", "3,500", "1,500"]
+
+
+def quota(credential: str, utilization: float, reset: float) -> Quota:
+    headers = [
+        (b"anthropic-ratelimit-unified-status", b"allowed"),
+        (b"anthropic-ratelimit-unified-5h-utilization", str(utilization).encode()),
+        (b"anthropic-ratelimit-unified-5h-reset", str(int(reset)).encode()),
+        (b"anthropic-ratelimit-unified-7d-utilization", b"0.5"),
+    ]
+    return Quota("anthropic", credential, None, headers, time.time())
+
+
+def test_spills_are_counted_by_route_provider_and_window() -> None:
+    metrics = Metrics()
+    ex = exchange(spills=(("anthropic", "7d"),))
+    ex.attempts = [Attempt("anthropic", "claude-haiku-5-5", "spill", detail="7d"), Attempt("zai", "glm-4.7", "ok", 200)]
+    metrics.observe(ex)
+    text = exposition(metrics)
+    assert total(samples(text, "gateway_spills_total"), route="haiku", provider="anthropic", window="7d") == 1
+    assert total(samples(text, "gateway_fallbacks_total"), provider="anthropic", reason="spill") == 1
+
+
+def test_quota_gauges_are_set_on_flush_and_bounded_per_provider() -> None:
+    metrics = Metrics()
+    reset = float(int(time.time()) + 3600)
+    for n in range(MAX_CREDENTIALS + 5):
+        metrics.quota_observed(quota(f"client#{n:04d}", 0.25, reset))
+    metrics.quota_observed(quota("client#0000", 0.75, reset))  # the latest state of a credential wins
+    assert samples(exposition(metrics), "gateway_quota_utilization")  # flushed before the scrape
+    text = exposition(metrics)
+    utilization = samples(text, "gateway_quota_utilization")
+    assert len({labels for labels in utilization if ("window", "5h") in labels}) == MAX_CREDENTIALS
+    assert total(utilization, credential="client#0000", window="5h") == 0.75
+    assert total(utilization, credential="client#0001", window="7d") == 0.5
+    assert total(samples(text, "gateway_quota_reset_timestamp_seconds"), credential="client#0000", window="5h") == int(reset)
+
+    doc = usage(metrics.collect(), now=reset - 600)
+    row = next(r for r in doc["quota"] if r["credential"] == "client#0000")
+    assert row["windows"]["5h"] == {"utilization": 0.75, "reset": row["windows"]["5h"]["reset"], "resets_in_s": 600.0}
+    assert row["windows"]["7d"]["resets_in_s"] is None
+    metrics.observe(exchange())
+    table = render_table(usage(metrics.collect(), now=reset - 600))
+    assert "Claude plan quota, as the latest answer for each credential put it:" in table
+    assert any(line.split() == ["anthropic", "client#0000", "5h", "75%", "10", "min", "0", "s"] for line in table.splitlines())
 
 
 # --- end to end: a mixed run -------------------------------------------------------------------------

@@ -30,6 +30,30 @@ def exchange(**changes: Any) -> Exchange:
     return ex
 
 
+def test_hint_headers_and_spills_are_shown_only_when_present() -> None:
+    ex = exchange(
+        request_class="subagent", agent_type="general-purpose", spills=(("anthropic", "7d"),),
+        attempts=[Attempt("anthropic", "claude-haiku-5-5", "spill", detail="7d window at 91% >= spill_at 85%"),
+                  Attempt("zai", "glm-4.7", "ok", 200)],
+    )
+    line = text_line(ex)
+    assert " route=haiku class=subagent agent=general-purpose tried=anthropic:spill,zai:200 used=zai " in line
+    assert " upstream_model=glm-4.7 spill=anthropic:7d status=200 " in line
+    fields = json_fields(ex)
+    assert (fields["request_class"], fields["agent_type"], fields["spill"]) == ("subagent", "general-purpose", ["anthropic:7d"])
+    assert fields["tried"][0] == {"provider": "anthropic", "model": "claude-haiku-5-5", "result": "spill",
+                                  "detail": "7d window at 91% >= spill_at 85%"}
+    plain = exchange()
+    assert "class=" not in text_line(plain) and "spill=" not in text_line(plain)
+    assert not {"request_class", "agent_type", "spill"} & set(json_fields(plain))
+
+
+def test_an_agent_type_cannot_forge_log_fields() -> None:
+    line = text_line(exchange(request_class="subagent", agent_type='x status=200 "y"\nrequest id=forged'))
+    assert '\n' not in line
+    assert 'agent="x status=200 \\"y\\"\\nrequest id=forged"' in line
+
+
 def test_text_line_has_every_field() -> None:
     assert text_line(exchange()) == (
         "request id=0123456789abcdef client=192.168.1.20 endpoint=messages model=claude-haiku-5-5 route=haiku "
