@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Literal
 
+from gateway.paths import APP_NAME, state_dir
+
 __all__ = [
     "LABEL",
     "NAME",
@@ -31,7 +33,7 @@ __all__ = [
     "service_paths",
 ]
 
-NAME = "claude-gateway"
+NAME = APP_NAME
 LABEL = f"local.{NAME}"  # launchd labels are reverse-DNS; "local." is for what is not published
 TASK_NAMESPACE = "http://schemas.microsoft.com/windows/2004/02/mit/task"
 
@@ -75,16 +77,16 @@ class ServicePaths:
 
 def service_paths(platform: Platform, home: Path, env: Mapping[str, str], *, rooted: bool) -> ServicePaths:
     """The service file and the log file for ``platform`` (XDG and LOCALAPPDATA honoured unless rooted)."""
+    state = state_dir(env, platform=platform, home=home, rooted=rooted)  # the ledger's directory too
     if platform == "linux":
         config_home = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") and not rooted else home / ".config"
-        state_home = Path(env["XDG_STATE_HOME"]) if env.get("XDG_STATE_HOME") and not rooted else home / ".local" / "state"
-        return ServicePaths(config_home / "systemd" / "user" / f"{NAME}.service", state_home / NAME / "gateway.log")
+        return ServicePaths(config_home / "systemd" / "user" / f"{NAME}.service", state / "gateway.log")
     if platform == "macos":
+        # Logs go where Console.app looks for them, not to the state directory.
         return ServicePaths(
             home / "Library" / "LaunchAgents" / f"{LABEL}.plist", home / "Library" / "Logs" / NAME / "gateway.log"
         )
-    local = Path(env["LOCALAPPDATA"]) if env.get("LOCALAPPDATA") and not rooted else home / "AppData" / "Local"
-    return ServicePaths(local / NAME / f"{NAME}-task.xml", local / NAME / "gateway.log")
+    return ServicePaths(state / f"{NAME}-task.xml", state / "gateway.log")
 
 
 
