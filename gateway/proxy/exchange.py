@@ -18,7 +18,8 @@ class Attempt:
 
     provider: str
     model: str
-    outcome: str  # "ok", "status", "connect", "timeout", "read", "credential", "skipped", "policy"
+    # "ok", "status", "connect", "timeout", "read", "credential", "skipped", "overloaded", "spill", "policy"
+    outcome: str
     status: int | None = None
     detail: str = ""
 
@@ -32,6 +33,9 @@ class Exchange:
     client: str = ""
     model: str = ""
     route: str | None = None
+    request_class: str = "unknown"  # Claude Code's x-claude-code-request-class (rules.conditions)
+    agent_type: str | None = None  # a subagent's x-claude-code-agent-type
+    session: str | None = None  # a keyed digest of x-claude-code-session-id, never the raw id
     stream: bool = False
     attempts: list[Attempt] = field(default_factory=list)
     status: int = 0
@@ -40,6 +44,8 @@ class Exchange:
     finished: float | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cache_read_tokens: int | None = None  # usage.cache_read_input_tokens
+    cache_creation_tokens: int | None = None  # usage.cache_creation_input_tokens
     error: str | None = None  # set when the gateway answered with an error or ended a stream with one
 
     @property

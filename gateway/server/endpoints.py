@@ -7,6 +7,7 @@ them to the end, whatever reloads happen meanwhile.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import os
 
 from sanic import Request
@@ -20,13 +21,29 @@ from gateway.proxy.exchange import Exchange
 from gateway.server.catalog import get_model, list_models
 from gateway.server.runtime import Runtime
 from gateway.wire.body import parse_body
+from rules.conditions import RequestFacts
 
-__all__ = ["count_tokens", "health", "messages", "metrics", "model", "models", "stats"]
+__all__ = ["SESSION_HEADER", "count_tokens", "health", "messages", "metrics", "model", "models", "stats"]
 
 
 def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.ctx.runtime
     return runtime
+
+
+SESSION_HEADER = "x-claude-code-session-id"
+
+
+def _session(request: Request) -> str | None:
+    """A short keyed digest of Claude Code's session id: sessions group, the id is never kept.
+
+    The key (``app.ctx.session_key``) is the ledger's, so every worker and every restart give
+    a session the same digest; without a ledger it is random per process.
+    """
+    raw = request.headers.get(SESSION_HEADER)
+    if not raw:
+        return None
+    return hmac.new(request.app.ctx.session_key, raw.encode("utf-8", "surrogateescape"), "sha256").hexdigest()[:16]
 
 
 def _path(request: Request) -> str:
@@ -39,6 +56,9 @@ async def _forward(request: Request, endpoint: str) -> HTTPResponse | None:
     runtime = _runtime(request)
     exchange = Exchange(os.urandom(8).hex(), endpoint, client=request.ip)
     request.ctx.exchange = exchange
+    facts = RequestFacts.from_headers(request.headers)
+    exchange.request_class, exchange.agent_type = facts.request_class, facts.agent_type
+    exchange.session = _session(request)
     try:
         ruleset = runtime.live.current.ruleset  # once: this request's rules, to the end
         request.ctx.ruleset = ruleset
