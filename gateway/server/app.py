@@ -27,6 +27,8 @@ from gateway import errors
 from gateway.errors import ClientError, error_body
 from gateway.ops import metrics
 from gateway.ops.health import health_report
+from gateway.ops.ledger.store import ledger_path
+from gateway.ops.ledger.worker import WorkerLedger
 from gateway.ops.logs import setup_logging
 from gateway.ops.requestlog import AfterResponse, RequestLog, log_refusal
 from gateway.reload.live import LiveConfig, LoadedConfig
@@ -165,7 +167,16 @@ def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None) -> Sani
         counters.set_generation(runtime.live.current.generation)
         counters.start()
         runtime.health.listeners.append(counters.provider_event)
-        runtime.exchange_listeners.append(AfterResponse([RequestLog(settings.log_format), counters.observe]))
+        # The usage ledger: its file is the one the rules named at start (a restart moves it).
+        ledger = WorkerLedger(
+            ledger_path(app.ctx.initial, os.environ), lambda: runtime.live.current.ruleset.server.ledger_days
+        )
+        ledger.start()
+        app.ctx.ledger = ledger
+        app.ctx.session_key = ledger.session_key
+        runtime.exchange_listeners.append(
+            AfterResponse([RequestLog(settings.log_format), counters.observe, ledger.listener])
+        )
         if settings.watch:
             def on_swap(loaded: LoadedConfig) -> None:
                 # Sanic copies it into each new connection; keep it in step with the new timeouts.
@@ -190,6 +201,9 @@ def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None) -> Sani
     @app.after_server_stop
     async def _stop(app: Sanic[Any, Any]) -> None:
         metrics.instance().stop()
+        ledger: WorkerLedger | None = getattr(app.ctx, "ledger", None)
+        if ledger is not None:
+            await asyncio.to_thread(ledger.stop)  # the last batch is written before the process ends
         runtime = getattr(app.ctx, "runtime", None)
         if runtime is not None:
             await runtime.close()
