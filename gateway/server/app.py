@@ -33,7 +33,7 @@ from gateway.ops.logs import setup_logging
 from gateway.ops.requestlog import AfterResponse, RequestLog, log_refusal
 from gateway.reload.live import LiveConfig, LoadedConfig
 from gateway.reload.watcher import ConfigWatch
-from gateway.server import endpoints
+from gateway.server import dashboard, endpoints
 from gateway.server.access import AccessControl
 from gateway.server.runtime import Runtime
 from gateway.settings import WorkerSettings, is_loopback, response_timeout
@@ -74,7 +74,8 @@ def _describe(request: Request, exc: Exception) -> tuple[int, str, str]:
     if isinstance(exc, NotFound):
         return errors.NotFound.status, errors.NotFound.error_type, (
             f"no such endpoint: {request.method} {request.path} (the gateway serves POST /v1/messages, "
-            "POST /v1/messages/count_tokens, GET /v1/models, GET /health, GET /metrics, GET /stats)"
+            "POST /v1/messages/count_tokens, GET /v1/models, GET /health, GET /metrics, GET /stats, "
+            "and the dashboard at GET /)"
         )
     if isinstance(exc, MethodNotAllowed):
         return errors.MethodNotAllowed.status, errors.MethodNotAllowed.error_type, (
@@ -114,6 +115,8 @@ def _client_keys(request: Request) -> HTTPResponse | None:
     ctx = request.app.ctx
     gate: AccessControl = ctx.access
     headers = request.headers
+    if request.path in dashboard.PATHS:  # loopback, or a key also as HTTP Basic (gateway.server.dashboard)
+        return dashboard.refusal(request)
     if request.path == "/health":
         if gate.shows_details(headers):
             return None
@@ -150,6 +153,9 @@ def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None) -> Sani
     app.add_route(endpoints.health, "/health", methods=["GET"])
     app.add_route(endpoints.metrics, "/metrics", methods=["GET"])
     app.add_route(endpoints.stats, "/stats", methods=["GET"])
+    for path in dashboard.ASSETS:
+        app.add_route(dashboard.page, path, methods=["GET"], name=f"dashboard{path.replace('/', '_').replace('.', '_')}")
+    app.add_route(dashboard.data, "/dashboard.json", methods=["GET"])
     # Client keys (every path but /health) and the trimmed /health of a LAN bind.
     app.register_middleware(_client_keys, "request")
 
