@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import logging
 import os
 import time
 from pathlib import Path
@@ -61,6 +62,8 @@ _HEADERS = {
     "x-frame-options": "DENY",
     "cache-control": "no-cache",
 }
+log = logging.getLogger("gateway.access")
+
 _REALM = 'Basic realm="claude-gateway dashboard", charset="UTF-8"'
 _FORWARDED = ("forwarded", "x-forwarded-for", "x-real-ip")
 
@@ -109,11 +112,15 @@ def _presented_key(request: Request) -> str | None:
 
 
 def _refuse(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> HTTPResponse:
-    gate: AccessControl = request.app.ctx.access
-    reason = "invalid" if _presented_key(request) else "missing"
+    """401 (a key would help: counted and logged as the API's refusals are) or 403 (none would)."""
     if status == 401:
+        gate: AccessControl = request.app.ctx.access
+        reason = "invalid" if _presented_key(request) else "missing"
         metrics.instance().refused(reason)
-    log_refusal(request.client_ip, request.method, request.path, reason, fmt=gate.log_format)
+        log_refusal(request.client_ip, request.method, request.path, reason, fmt=gate.log_format)
+    else:
+        log.warning("dashboard refused client=%s %s %s status=403: %s", request.client_ip, request.method,
+                    request.path, message.split(":")[0])
     body = error_body("authentication_error" if status == 401 else "permission_error", message)
     return HTTPResponse(body, status=status, headers=headers or {}, content_type="application/json")
 

@@ -60,6 +60,7 @@ def test_a_host_other_than_an_address_or_localhost_is_refused(upstream_factory: 
     assert rebound.status_code == 403
     assert "DNS rebinding" in rebound.json()["error"]["message"]
     assert named.status_code == 200
+    gw.wait_for_log("dashboard refused client=127.0.0.1 GET /dashboard.json status=403")
 
 
 @needs_lan

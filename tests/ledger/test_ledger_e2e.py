@@ -18,7 +18,7 @@ from ledger_support import poll, query, seed
 
 from fakes import Handler, Reply
 from fakes.config import routes_toml
-from fakes.gateway import anthropic_client, gateway_env
+from fakes.gateway import anthropic_client, gateway_env, ssl_context
 
 Factory = Callable[..., Any]
 CLIENT_KEY = "sk-ant-api03-ledger-client-0000"
@@ -182,14 +182,27 @@ def test_two_workers_write_every_request_to_one_file(tmp_path: Path, upstream_fa
     body = {"model": "claude-sonnet-5-5", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
     headers = {"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"}
 
+    # A new connection for each request (connection: close), so both workers take requests.
+    client = httpx.Client(verify=ssl_context(), timeout=30, headers={**headers, "connection": "close"})
+
     def send(_: int) -> int:
-        # A new connection each time, so both workers take requests.
-        return httpx.post(gw.url + "/v1/messages", json=body, headers=headers, timeout=30).status_code
+        return client.post(gw.url + "/v1/messages", json=body).status_code
 
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(send, range(400)))
     assert statuses == [200] * 400
     poll(lambda: rows(ledger) == 400, "400 rows from two workers", timeout=30)
+    # Both workers wrote some of them (each says how many in its dashboard document).
+    written: dict[int, int] = {}
+
+    def both_wrote() -> bool:
+        doc = client.get(gw.url + "/dashboard.json").json()
+        written[doc["gateway"]["pid"]] = doc["ledger"]["written"]
+        return len(written) == 2
+
+    poll(both_wrote, "an answer from each worker")
+    client.close()
+    assert sum(written.values()) == 400 and min(written.values()) > 0, written
     gw.stop()
     assert rows(ledger) == 400  # and nothing written twice at stop
     assert query(ledger, "SELECT count(DISTINCT id), min(status), max(status) FROM requests") == [(400, 200, 200)]
