@@ -13,7 +13,6 @@ import os
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import quote
 
 from gateway.paths import state_dir
 from rules.model import RuleSet
@@ -136,7 +135,8 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
             raise LedgerError(f"cannot create the ledger {path}: {reason}") from None
     elif not path.exists():
         raise LedgerError(f"no ledger at {path} yet: the gateway creates it when it serves its first request")
-    uri = f"file:{quote(str(path))}?mode={'rwc' if create else 'rw'}"
+    # A URI, for mode=rw (open, never create); as_uri() spells Windows drives as SQLite wants.
+    uri = f"{path.resolve().as_uri()}?mode={'rwc' if create else 'rw'}"
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
