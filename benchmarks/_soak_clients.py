@@ -22,6 +22,9 @@ from _common import body_bytes, request_headers
 ROUTES_TOML = """\
 version = 1
 
+[server]
+ledger = "ledger.db"  # on, as by default, but in the soak's temporary directory
+
 [defaults]
 timeout_s = {timeout}
 connect_timeout_s = {timeout}

@@ -40,6 +40,11 @@ BENCH_KEY = "bench-upstream-key"
 ROUTES_TOML = """\
 version = 1
 
+# The usage ledger stays on (its cost is part of what is measured), in the run's temporary
+# directory rather than the state directory of whoever runs the benchmark.
+[server]
+ledger = "ledger.db"
+
 [providers.up]
 base_url = "http://127.0.0.1:{port}"
 key = {{ env = "BENCH_KEY" }}

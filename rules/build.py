@@ -13,6 +13,7 @@ from rules.conditions import Conditions
 from rules.model import (
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_FALLBACK_ON,
+    DEFAULT_LEDGER_DAYS,
     DEFAULT_MAX_BODY_MB,
     DEFAULT_TIMEOUT_S,
     QUOTA_WINDOWS,
@@ -104,6 +105,8 @@ def _server(table: Doc) -> ServerConfig:
         port=table.get("port"),
         client_keys=tuple(key_source(k) for k in table.get("client_keys", ())),
         max_body_mb=float(table.get("max_body_mb", DEFAULT_MAX_BODY_MB)),
+        ledger=table.get("ledger", True),
+        ledger_days=table.get("ledger_days", DEFAULT_LEDGER_DAYS),
     )
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "CountTokensPolicy",
     "DEFAULT_CONNECT_TIMEOUT_S",
     "DEFAULT_FALLBACK_ON",
+    "DEFAULT_LEDGER_DAYS",
     "DEFAULT_MAX_BODY_MB",
     "DEFAULT_OAUTH_FILE",
     "DEFAULT_TIMEOUT_S",
@@ -58,6 +59,7 @@ DEFAULT_FALLBACK_ON: frozenset[int] = frozenset({429, 500, 502, 503, 504, 529})
 DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_MAX_BODY_MB = 32.0
+DEFAULT_LEDGER_DAYS = 30
 DEFAULT_OAUTH_FILE = "~/.claude/.credentials.json"
 # The quota windows Anthropic reports for a Claude plan (anthropic-ratelimit-unified-*).
 QUOTA_WINDOWS: tuple[str, ...] = ("5h", "7d", "7d_oi")
@@ -253,6 +255,9 @@ class ServerConfig:
     port: int | None = None
     client_keys: tuple[KeySource, ...] = ()
     max_body_mb: float = DEFAULT_MAX_BODY_MB
+    # The usage ledger's file: True the state directory's ledger.db, False none, else a path as written.
+    ledger: str | bool = True
+    ledger_days: int = DEFAULT_LEDGER_DAYS
 
     @property
     def max_body_bytes(self) -> int:

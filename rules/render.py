@@ -28,6 +28,7 @@ from rules.conditions import REQUEST_CLASSES, Conditions
 from rules.model import (
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_FALLBACK_ON,
+    DEFAULT_LEDGER_DAYS,
     DEFAULT_MAX_BODY_MB,
     DEFAULT_TIMEOUT_S,
     BetaPolicy,
@@ -171,6 +172,10 @@ def _server(server: ServerConfig) -> list[str]:
         lines.append(f"client_keys = {_array([_key_source(k) for k in server.client_keys])}")
     if server.max_body_mb != DEFAULT_MAX_BODY_MB:
         lines.append(f"max_body_mb = {_number(server.max_body_mb)}")
+    if server.ledger is not True:
+        lines.append(f"ledger = {toml_string(server.ledger) if isinstance(server.ledger, str) else 'false'}")
+    if server.ledger_days != DEFAULT_LEDGER_DAYS:
+        lines.append(f"ledger_days = {server.ledger_days}")
     return lines
 
 

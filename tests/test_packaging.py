@@ -20,7 +20,8 @@ SOURCES = ("pyproject.toml", "README.md", "gateway", "rules", "schemas", "exampl
 
 PROBE = """
 import json, sys
-import gateway, gateway.cli.profiles, schemas
+from pathlib import Path
+import gateway, gateway.cli.profiles, gateway.ops.ledger.report, schemas
 from gateway.cli.profiles import profile_dir, profile_names, read_profile
 from schemas import load_schema
 print(json.dumps({
@@ -30,6 +31,7 @@ print(json.dumps({
     "profiles": profile_names(),
     "mixed_starts": read_profile("mixed")[:40],
     "schema_title": load_schema().get("title"),
+    "dashboard": sorted(p.name for p in (Path(gateway.__file__).parent / "server" / "static").iterdir()),
 }))
 """
 
@@ -72,4 +74,5 @@ def test_installed_wheel_loads_schema_and_finds_profiles(tmp_path: Path) -> None
         "all-deepseek", "all-zai", "anthropic-only", "fallback", "lan", "local-ollama", "mixed", "quota-saver",
     ]
     assert found["mixed_starts"] == (REPO / "examples" / "mixed.toml").read_text(encoding="utf-8")[:40]
+    assert found["dashboard"] == ["dashboard.css", "dashboard.js", "index.html"]  # the page at /, no build step
     assert found["schema_title"] == json.loads((REPO / "schemas" / "routes.schema.json").read_text())["title"]

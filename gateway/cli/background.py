@@ -2,7 +2,7 @@
 
 ``start`` runs ``gateway serve`` (with serve's options) as a detached process in its own session
 (a closed terminal does not end it), logging to a file, and writes a pid file in the user's
-state directory (``gateway.ops.service_files.state_dir``), named after the address:
+state directory (``gateway.paths.state_dir``), named after the address:
 ``gateway-127.0.0.1-8082.pid``, a JSON document with the pid, URL, config, log file and start
 time. It returns once the gateway answers ``/health`` (polled with a deadline), or prints the
 gateway's own one-line error when it exits first.
@@ -31,7 +31,7 @@ from typing import Any
 
 from gateway.errors import ConfigFailure, UserError
 from gateway.ops import http
-from gateway.ops.service_files import current_platform, state_dir
+from gateway.paths import state_dir
 from gateway.settings import FoundConfig, listen_address, load_config, local_url
 from gateway.timefmt import ago, duration, iso
 from rules.errors import ConfigError
@@ -100,7 +100,7 @@ def _state(env: Mapping[str, str]) -> Path:
     override = env.get(STATE_ENV)
     if override:
         return Path(override).expanduser()
-    return state_dir(current_platform(), Path(env.get("HOME") or Path.home()), env)
+    return state_dir(env, home=Path(env["HOME"]) if env.get("HOME") else None)
 
 
 def find(config: str | None, host: str | None, port: int | None, env: Mapping[str, str], cwd: Path) -> Instance:

@@ -131,6 +131,13 @@ def cmd_service(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    if args.since is not None or args.by is not None:
+        if args.url is not None:
+            raise UsageError("--url asks the running gateway; --since and --by read the ledger file", args.parser)
+        from gateway.ops.ledger import report
+
+        sys.stdout.write(report.command(args.config, args.since, args.by, args.json, environment(), Path.cwd()))
+        return 0
     from gateway.ops.stats import command
 
     sys.stdout.write(command(args.url, args.config, args.json, environment(), Path.cwd()))

@@ -223,11 +223,24 @@ def build_parser() -> argparse.ArgumentParser:
     service.add_argument("--print", action="store_true", help="print the service file instead of installing it")
 
     stats = _command(
-        commands, "stats", cmd_stats, "requests, tokens, errors and fallbacks per provider and model since start"
+        commands, "stats", cmd_stats,
+        "requests, tokens, errors and fallbacks per provider and model: since start, or from the ledger",
     )
     stats.add_argument("--url", metavar="U", help="the gateway to ask (default: the config's [server] address)")
     stats.add_argument(
         "--config", metavar="F", help="routes.toml for the address and client key (default: found as serve finds it)"
     )
-    stats.add_argument("--json", action="store_true", help="print the JSON document of GET /stats")
+    stats.add_argument("--json", action="store_true", help="print the JSON document (of GET /stats, or of the ledger)")
+    stats.add_argument(
+        "--since",
+        metavar="S",
+        help="read the usage ledger instead of the running gateway: the last 90m, 24h, 7d, 2w, "
+        "or since a date (2026-01-05); works when the gateway is not running",
+    )
+    stats.add_argument(
+        "--by",
+        choices=["provider", "route", "model", "class", "day"],
+        help="with the ledger (--since, default 7d): one row per provider (default), route, "
+        "client model -> upstream model, request class or local day",
+    )
     return parser

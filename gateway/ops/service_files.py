@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Literal
 
+from gateway.paths import APP_NAME, state_dir
+
 __all__ = [
     "LABEL",
     "NAME",
@@ -29,10 +31,9 @@ __all__ = [
     "render_systemd",
     "render_task_xml",
     "service_paths",
-    "state_dir",
 ]
 
-NAME = "claude-gateway"
+NAME = APP_NAME
 LABEL = f"local.{NAME}"  # launchd labels are reverse-DNS; "local." is for what is not published
 TASK_NAMESPACE = "http://schemas.microsoft.com/windows/2004/02/mit/task"
 
@@ -74,33 +75,17 @@ class ServicePaths:
     log_file: Path
 
 
-def state_dir(platform: Platform, home: Path, env: Mapping[str, str], *, rooted: bool = False) -> Path:
-    """The user's directory for the gateway's state: logs, and the pid files of ``gateway start``.
-
-    Linux: ``$XDG_STATE_HOME/claude-gateway`` (default ``~/.local/state``); macOS:
-    ``~/Library/Application Support/claude-gateway``; Windows: ``%LOCALAPPDATA%\\claude-gateway``.
-    ``rooted``: below ``home`` only, whatever the environment says (tests, packagers).
-    """
-    if platform == "linux":
-        state_home = Path(env["XDG_STATE_HOME"]) if env.get("XDG_STATE_HOME") and not rooted else home / ".local" / "state"
-        return state_home / NAME
-    if platform == "macos":
-        return home / "Library" / "Application Support" / NAME
-    local = Path(env["LOCALAPPDATA"]) if env.get("LOCALAPPDATA") and not rooted else home / "AppData" / "Local"
-    return local / NAME
-
-
 def service_paths(platform: Platform, home: Path, env: Mapping[str, str], *, rooted: bool) -> ServicePaths:
     """The service file and the log file for ``platform`` (XDG and LOCALAPPDATA honoured unless rooted)."""
+    state = state_dir(env, platform=platform, home=home, rooted=rooted)  # the ledger's directory too
     if platform == "linux":
         config_home = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") and not rooted else home / ".config"
-        log_file = state_dir(platform, home, env, rooted=rooted) / "gateway.log"
-        return ServicePaths(config_home / "systemd" / "user" / f"{NAME}.service", log_file)
+        return ServicePaths(config_home / "systemd" / "user" / f"{NAME}.service", state / "gateway.log")
     if platform == "macos":
+        # Logs go where Console.app looks for them, not to the state directory.
         return ServicePaths(
             home / "Library" / "LaunchAgents" / f"{LABEL}.plist", home / "Library" / "Logs" / NAME / "gateway.log"
         )
-    state = state_dir(platform, home, env, rooted=rooted)
     return ServicePaths(state / f"{NAME}-task.xml", state / "gateway.log")
 
 

@@ -97,7 +97,7 @@ class SessionMemory:
             attempt.provider if attempt else None, attempt.model if attempt else None, exchange.status,
         )
         entries = self._entries
-        key = session_digest(session)
+        key = session  # already the digest (gateway.server.endpoints): the id is never kept
         entries[key] = served
         entries.move_to_end(key)
         if len(entries) > self.capacity:

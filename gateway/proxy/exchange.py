@@ -18,7 +18,8 @@ class Attempt:
 
     provider: str
     model: str
-    outcome: str  # "ok", "status", "connect", "timeout", "read", "credential", "skipped", "spill", "policy"
+    # "ok", "status", "connect", "timeout", "read", "credential", "skipped", "overloaded", "spill", "policy"
+    outcome: str
     status: int | None = None
     detail: str = ""
 
@@ -30,9 +31,13 @@ class Exchange:
     request_id: str
     endpoint: str  # "messages" or "count_tokens"
     client: str = ""
-    session: str | None = None  # Claude Code's x-claude-code-session-id, when sent
     model: str = ""
     route: str | None = None
+    # What Claude Code said the request is for (its hint headers, rules.conditions): None when
+    # it sent none and no route asked ("unknown" when a route asked and it sent none).
+    request_class: str | None = None
+    agent_type: str | None = None  # a subagent's x-claude-code-agent-type
+    session: str | None = None  # a digest of x-claude-code-session-id (ops.sessions), never the raw id
     stream: bool = False
     attempts: list[Attempt] = field(default_factory=list)
     status: int = 0
@@ -41,10 +46,9 @@ class Exchange:
     finished: float | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cache_read_tokens: int | None = None  # usage.cache_read_input_tokens
+    cache_creation_tokens: int | None = None  # usage.cache_creation_input_tokens
     error: str | None = None  # set when the gateway answered with an error or ended a stream with one
-    # What Claude Code said the request is for (its hint headers), set when a route has `when`.
-    request_class: str | None = None
-    agent_type: str | None = None
     spills: tuple[tuple[str, str], ...] = ()  # (provider, window) of each target that stepped aside
 
     @property

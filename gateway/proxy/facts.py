@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gateway.errors import NotFound
+from gateway.errors import InvalidRequest
 from gateway.proxy.exchange import Exchange
 from gateway.wire.body import RequestBody
 from rules.conditions import REQUEST_CLASS_HEADER, RequestFacts, server_tools_in
@@ -24,14 +24,14 @@ HINT_HEADERS_VARIABLE = "CLAUDE_CODE_GATEWAY_HINT_HEADERS"
 
 
 def conditional_route(
-    ruleset: RuleSet, headers: Mapping[str, str], body: RequestBody, exchange: Exchange
+    ruleset: RuleSet, facts: RequestFacts, headers: Mapping[str, str], body: RequestBody, exchange: Exchange
 ) -> Route | None:
-    """The route for this request's model and facts, recorded on ``exchange``.
+    """The route for this request's model and facts (read from its headers by the caller).
 
-    None when no route matches the model at all (the caller's 404); ``NotFound`` naming the
-    facts when routes match the model but none of their ``when`` holds.
+    None when no route matches the model at all (the caller's error); ``InvalidRequest`` naming
+    the facts when routes match the model but none of their ``when`` holds (400, not 404:
+    Claude Code replaces a 404's text with its own "the selected model may not exist").
     """
-    facts = RequestFacts.from_headers(headers)
     route = ruleset.resolve(body.model, facts)
     if ruleset.uses_server_tools:
         with_tools = RequestFacts(facts.request_class, facts.agent_type, True)
@@ -39,12 +39,10 @@ def conditional_route(
         # Parse the body (20-50 KB from Claude Code, ~50 us) only when its tools decide the route.
         if other is not route and server_tools_in(body.doc.get("tools")):
             route, facts = other, with_tools
-    exchange.request_class = facts.request_class
-    exchange.agent_type = facts.agent_type
     if route is None:
         candidates = ruleset.candidates(body.model)
         if candidates:
-            raise NotFound(_no_condition_holds(body.model, candidates, facts, REQUEST_CLASS_HEADER in headers))
+            raise InvalidRequest(_no_condition_holds(body.model, candidates, facts, REQUEST_CLASS_HEADER in headers))
     return route
 
 

@@ -74,6 +74,7 @@ def whole_answer(
         name = provider.name
         seen = observe_message(data, lambda sig: signatures.record(sig, name))
         exchange.input_tokens, exchange.output_tokens = seen.input_tokens, seen.output_tokens
+        exchange.cache_read_tokens, exchange.cache_creation_tokens = seen.cache_read_tokens, seen.cache_creation_tokens
     headers = downstream_headers(response.headers.multi_items())
     if exchange.attempts:
         add_provenance(headers, exchange.route, exchange.attempts[-1])
@@ -113,6 +114,8 @@ async def relay_stream(
         await response.aclose()
     observer.finish()
     exchange.input_tokens, exchange.output_tokens = observer.input_tokens, observer.output_tokens
+    exchange.cache_read_tokens = observer.cache_read_tokens
+    exchange.cache_creation_tokens = observer.cache_creation_tokens
     if error is None and response.status_code == 200 and not (observer.saw_message_stop or observer.saw_error):
         error = "the stream ended before message_stop"
     if error is not None:

@@ -47,7 +47,7 @@ def describe_changes(old: RuleSet, new: RuleSet) -> str:
 def restart_only_changes(old: RuleSet, new: RuleSet) -> list[str]:
     """The ``[server]`` settings that changed but only apply at the next start."""
     out = []
-    for name in ("host", "port", "max_body_mb"):
+    for name in ("host", "port", "max_body_mb", "ledger"):
         before, after = getattr(old.server, name), getattr(new.server, name)
         if before != after:
             out.append(f"server.{name} {_show(before)} -> {_show(after)}")
@@ -57,6 +57,8 @@ def restart_only_changes(old: RuleSet, new: RuleSet) -> list[str]:
 def _show(value: object) -> str:
     if value is None:
         return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:g}"
     return repr(value) if isinstance(value, str) else str(value)

@@ -112,7 +112,7 @@ class ConfigReloader:
         pending = restart_only_changes(current.ruleset, ruleset)
         if pending:
             log.warning(
-                "config: %s changed, but host, port and max_body_mb only apply when the gateway "
+                "config: %s changed, but host, port, max_body_mb and ledger only apply when the gateway "
                 "restarts; until then it keeps serving %s with the old values",
                 ", ".join(pending), self.listening or "as it started",
             )

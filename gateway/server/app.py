@@ -28,12 +28,14 @@ from gateway import __version__, errors
 from gateway.errors import SHOULD_RETRY, ClientError, error_body
 from gateway.ops import metrics
 from gateway.ops.health import health_report
+from gateway.ops.ledger.store import ledger_path
+from gateway.ops.ledger.worker import WorkerLedger
 from gateway.ops.logs import setup_logging
 from gateway.ops.requestlog import AfterResponse, RequestLog, log_refusal
 from gateway.proxy.relay import ROUTE_HEADER, add_provenance
 from gateway.reload.live import LiveConfig, LoadedConfig
 from gateway.reload.watcher import ConfigWatch
-from gateway.server import endpoints
+from gateway.server import dashboard, endpoints
 from gateway.server.access import AccessControl
 from gateway.server.runtime import Runtime
 from gateway.settings import WorkerSettings, is_loopback, response_timeout
@@ -86,7 +88,7 @@ def _describe(request: Request, exc: Exception) -> tuple[int, str, str, bool]:
         return errors.NotFound.status, errors.NotFound.error_type, (
             f"no such endpoint: {request.method} {request.path} (the gateway serves POST /v1/messages, "
             "POST /v1/messages/count_tokens, GET /v1/models, GET /health, GET /metrics, GET /stats, "
-            "GET /sessions/{digest})"
+            "GET /sessions/{session id}, and the dashboard at GET /)"
         ), errors.NotFound.retryable
     if isinstance(exc, MethodNotAllowed):
         return errors.MethodNotAllowed.status, errors.MethodNotAllowed.error_type, (
@@ -148,6 +150,8 @@ def _client_keys(request: Request) -> HTTPResponse | None:
     ctx = request.app.ctx
     gate: AccessControl = ctx.access
     headers = request.headers
+    if request.path in dashboard.PATHS:  # loopback, or a key also as HTTP Basic (gateway.server.dashboard)
+        return dashboard.refusal(request)
     if request.path == "/health":
         if gate.shows_details(headers):
             return None
@@ -187,6 +191,9 @@ def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None) -> Sani
     app.add_route(endpoints.metrics, "/metrics", methods=["GET"])
     app.add_route(endpoints.stats, "/stats", methods=["GET"])
     app.add_route(endpoints.session, "/sessions/<digest:str>", methods=["GET"])
+    for path in dashboard.ASSETS:
+        app.add_route(dashboard.page, path, methods=["GET"], name=f"dashboard{path.replace('/', '_').replace('.', '_')}")
+    app.add_route(dashboard.data, "/dashboard.json", methods=["GET"])
     # Client keys (every path but /health) and the trimmed /health of a LAN bind.
     app.register_middleware(_client_keys, "request")
 
@@ -205,8 +212,16 @@ def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None) -> Sani
         counters.start()
         runtime.health.listeners.append(counters.provider_event)
         runtime.quota.listeners.append(counters.quota_observed)
+        # The usage ledger: its file is the one the rules named at start (a restart moves it).
+        ledger = WorkerLedger(
+            ledger_path(app.ctx.initial, os.environ), lambda: runtime.live.current.ruleset.server.ledger_days
+        )
+        ledger.start()
+        app.ctx.ledger = ledger
         runtime.exchange_listeners.append(
-            AfterResponse([RequestLog(settings.log_format), counters.observe, runtime.sessions.observe])
+            AfterResponse(
+                [RequestLog(settings.log_format), counters.observe, runtime.sessions.observe, ledger.listener]
+            )
         )
 
         def on_swap(loaded: LoadedConfig) -> None:
@@ -242,6 +257,9 @@ def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None) -> Sani
     @app.after_server_stop
     async def _stop(app: Sanic[Any, Any]) -> None:
         metrics.instance().stop()
+        ledger: WorkerLedger | None = getattr(app.ctx, "ledger", None)
+        if ledger is not None:
+            await asyncio.to_thread(ledger.stop)  # the last batch is written before the process ends
         runtime = getattr(app.ctx, "runtime", None)
         if runtime is not None:
             await runtime.close()

@@ -16,13 +16,14 @@ from sanic.response import HTTPResponse, json
 from gateway.errors import ClientError, InvalidRequest, NotFound
 from gateway.ops import metrics as counters
 from gateway.ops.health import health_report
-from gateway.ops.sessions import SESSION_HEADER
+from gateway.ops.sessions import SESSION_HEADER, session_digest
 from gateway.ops.stats import usage
 from gateway.proxy.exchange import Exchange
 from gateway.proxy.facts import conditional_route
 from gateway.server.catalog import get_model, list_models
 from gateway.server.runtime import Runtime
 from gateway.wire.body import parse_body
+from rules.conditions import RequestFacts
 
 __all__ = ["count_tokens", "health", "messages", "metrics", "model", "models", "session", "stats"]
 
@@ -30,6 +31,8 @@ __all__ = ["count_tokens", "health", "messages", "metrics", "model", "models", "
 def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.ctx.runtime
     return runtime
+
+
 
 
 def _path(request: Request) -> str:
@@ -40,16 +43,26 @@ def _path(request: Request) -> str:
 
 async def _forward(request: Request, endpoint: str) -> HTTPResponse | None:
     runtime = _runtime(request)
-    exchange = Exchange(os.urandom(8).hex(), endpoint, client=request.ip, session=request.headers.get(SESSION_HEADER))
+    headers = request.headers
+    session = headers.get(SESSION_HEADER)
+    exchange = Exchange(
+        os.urandom(8).hex(), endpoint, client=request.ip, session=session_digest(session) if session else None
+    )
     request.ctx.exchange = exchange
+    # Once per request, for the rules (when some route reads them), the log and the ledger.
+    facts = RequestFacts.from_headers(headers)
     try:
         ruleset = runtime.live.current.ruleset  # once: this request's rules, to the end
         request.ctx.ruleset = ruleset
+        if ruleset.conditional or facts.request_class != "unknown":
+            # Recorded when it said something or decided something: a model-only config's
+            # requests without hint headers carry no class in their log lines.
+            exchange.request_class, exchange.agent_type = facts.request_class, facts.agent_type
         body = parse_body(request.body)
         exchange.model = body.model
         exchange.stream = body.stream
         if ruleset.conditional:  # routes read Claude Code's hint headers (and maybe the body's tools)
-            route = conditional_route(ruleset, request.headers, body, exchange)
+            route = conditional_route(ruleset, facts, headers, body, exchange)
         else:
             route = ruleset.resolve(body.model)
         if route is None:

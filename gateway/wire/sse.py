@@ -31,6 +31,8 @@ class StreamObserver:
         "on_signature",
         "input_tokens",
         "output_tokens",
+        "cache_read_tokens",
+        "cache_creation_tokens",
         "stop_reason",
         "saw_message_stop",
         "saw_error",
@@ -42,6 +44,8 @@ class StreamObserver:
         self.on_signature = on_signature
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
+        self.cache_read_tokens: int | None = None  # usage.cache_read_input_tokens
+        self.cache_creation_tokens: int | None = None  # usage.cache_creation_input_tokens
         self.stop_reason: str | None = None
         self.saw_message_stop = False
         self.saw_error = False
@@ -123,6 +127,14 @@ class StreamObserver:
             self.input_tokens = usage["input_tokens"]
         if isinstance(usage.get("output_tokens"), int):
             self.output_tokens = usage["output_tokens"]
+        # Only on the events that carry usage (message_start, message_delta), so two more
+        # lookups there cost nothing per chunk.
+        cached = usage.get("cache_read_input_tokens")
+        if isinstance(cached, int):
+            self.cache_read_tokens = cached
+        created = usage.get("cache_creation_input_tokens")
+        if isinstance(created, int):
+            self.cache_creation_tokens = created
 
     def _signature(self, signature: Any) -> None:
         if isinstance(signature, str) and signature and self.on_signature is not None:

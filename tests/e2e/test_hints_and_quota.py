@@ -105,7 +105,7 @@ def test_the_real_captured_subagent_request_reaches_zai_as_glm(
     assert zai.last.model == "glm-4.7" and anthropic.last.model == "claude-sonnet-5-5"
 
 
-def test_no_when_holding_is_a_404_naming_the_facts_and_models_lists_the_name(
+def test_no_when_holding_is_a_400_naming_the_facts_and_models_lists_the_name(
     gateway_factory: Callable[..., GatewayProcess], upstreams: tuple[FakeUpstream, FakeUpstream]
 ) -> None:
     _, zai = upstreams
@@ -116,9 +116,12 @@ def test_no_when_holding_is_a_404_naming_the_facts_and_models_lists_the_name(
     gateway = gateway_factory(config, env={"ZAI_API_KEY": ZAI_KEY})
     answer = gateway.request("POST", "/v1/messages", headers={"anthropic-version": "2023-06-01"},
                              json={"model": "glm-4.7", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]})
-    assert answer.status_code == 404
+    # 400, not 404: Claude Code replaces a 404's text with its own "the selected model may not
+    # exist"; a retry cannot fix it, so it says so.
+    assert answer.status_code == 400
+    assert answer.headers["x-should-retry"] == "false"
     error = answer.json()["error"]
-    assert error["type"] == "not_found_error"
+    assert error["type"] == "invalid_request_error"
     assert "helpers (when request_class subagent)" in error["message"]
     assert "request_class unknown (no x-claude-code-request-class header)" in error["message"]
     assert "CLAUDE_CODE_GATEWAY_HINT_HEADERS=1" in error["message"]

@@ -73,3 +73,17 @@ def test_non_streaming_body_gives_the_same_facts() -> None:
     observer = observe_message(body, seen.append)
     assert seen == ["SIG", "DATA"] and (observer.input_tokens, observer.output_tokens) == (3, 4)
     assert observe_message(b"not json").input_tokens is None
+
+
+def test_cache_tokens_are_kept_from_stream_and_body() -> None:
+    start = {"type": "message_start", "message": {"usage": {
+        "input_tokens": 5, "cache_read_input_tokens": 1200, "cache_creation_input_tokens": 300, "output_tokens": 1}}}
+    delta = {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 9}}
+    observer = StreamObserver()
+    observer.feed(_event("message_start", start) + _event("message_delta", delta))
+    assert (observer.cache_read_tokens, observer.cache_creation_tokens, observer.output_tokens) == (1200, 300, 9)
+
+    body = json.dumps({"usage": {"input_tokens": 3, "cache_read_input_tokens": 7, "output_tokens": 4}}).encode()
+    seen = observe_message(body)
+    assert (seen.cache_read_tokens, seen.cache_creation_tokens) == (7, None)
+    assert (StreamObserver().cache_read_tokens, StreamObserver().cache_creation_tokens) == (None, None)

@@ -130,6 +130,8 @@ def test_valid(path: Path) -> None:
         "port": rules.server.port,
         "client_keys": keys(rules.server.client_keys),
         "max_body_mb": rules.server.max_body_mb,
+        "ledger": rules.server.ledger,
+        "ledger_days": rules.server.ledger_days,
     }
     assert {k: server_view[k] for k in server} == server
     assert [w.render() for w in rules.warnings] == expect["warnings"]

@@ -29,6 +29,8 @@ host = "0.0.0.0"
 port = 8082
 client_keys = [{ env = "GATEWAY_CLIENT_KEY" }, { value = "a-literal-client-key-123456" }]
 max_body_mb = 8.5
+ledger = "~/usage ledger.db"
+ledger_days = 90
 
 [defaults]
 timeout_s = 300
@@ -459,6 +461,8 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
                 port=st.integers(1, 65535),
                 client_keys=st.lists(st.one_of(_ENV.map(lambda n: {"env": n}), _TEXT.map(lambda v: {"value": v})), min_size=1, max_size=2),
                 max_body_mb=st.floats(min_value=0.01, max_value=1000),
+                ledger=st.one_of(st.booleans(), _TEXT),
+                ledger_days=st.integers(1, 3650),
             ),
             defaults=_optional(timeout_s=_SECONDS, connect_timeout_s=_SECONDS, fallback_on=_STATUSES),
         )
