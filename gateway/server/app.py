@@ -126,12 +126,17 @@ def _client_keys(request: Request) -> HTTPResponse | None:
     return HTTPResponse(body, status=401, content_type="application/json")
 
 
-def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None) -> Sanic[Any, Any]:
-    """The Sanic app of one worker; ``ruleset``: the config the caller already loaded, if any."""
+def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None, *, name: str = "gateway") -> Sanic[Any, Any]:
+    """The Sanic app of one worker; ``ruleset``: the config the caller already loaded, if any.
+
+    ``name``: the app's name in Sanic's registry of apps in this process, where each name may
+    be used once. ``serve`` builds one app per process; a test that serves several apps in one
+    process (tests/fakes/inprocess.py) gives each a name of its own.
+    """
     setup_logging(settings.log_level, settings.log_format, settings.log_file)
     if ruleset is None:
         ruleset = load_discovered(settings.discovery, os.environ)
-    app = Sanic("gateway", error_handler=AnthropicErrors(), configure_logging=False)
+    app = Sanic(name, error_handler=AnthropicErrors(), configure_logging=False)
     app.config.ACCESS_LOG = False
     app.config.MOTD = False
     app.config.NOISY_EXCEPTIONS = False
