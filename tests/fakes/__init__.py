@@ -1,4 +1,4 @@
-"""Test doubles for the gateway's end-to-end tests: fake upstreams, sockets, a gateway process.
+"""Test doubles for the gateway's end-to-end tests: fake upstreams, sockets, the gateway in process.
 
 Import as `from fakes import FakeUpstream, Reply, Error` (tests/conftest.py puts tests/ on
 sys.path). Public names are re-exported here; the modules hold the details.
@@ -21,6 +21,7 @@ from .behaviours import (
     thinking_reply,
     tool_use_reply,
 )
+from .inprocess import InProcessGateway, start_inprocess_gateway
 from .records import ConnectionRecord, RecordedRequest
 from .signing import Signer
 from .sockets import BlackHole, closed_port, free_port
@@ -40,6 +41,7 @@ __all__ = [
     "FakeUpstream",
     "Handler",
     "Hang",
+    "InProcessGateway",
     "RecordedRequest",
     "RedactedThinking",
     "Reply",
@@ -50,6 +52,7 @@ __all__ = [
     "closed_port",
     "free_port",
     "parse_sse",
+    "start_inprocess_gateway",
     "thinking_reply",
     "tool_use_reply",
 ]
