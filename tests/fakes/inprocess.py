@@ -38,7 +38,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -320,3 +321,31 @@ def start_inprocess_gateway(
     config_path.write_text(config_text)
     gateway = InProcessGateway(config_path, host=host, log_level=log_level, log_format=log_format, env=env or {})
     return gateway.start(startup_timeout)
+
+
+@contextmanager
+def running_inprocess_gateway(
+    config_text: str,
+    *,
+    workdir: Path,
+    env: Mapping[str, str | None] | None = None,
+    home: Path | None = None,
+    **options: Any,
+) -> Iterator[InProcessGateway]:
+    """A gateway for a whole module (one serves many tests): its environment set, stopped at exit.
+
+    `home`: HOME (default `workdir/home`, empty); `options`: those of `start_inprocess_gateway`.
+    Each test begins without the names `_hermetic_environment` removes, ZAI_API_KEY among them:
+    give the gateway its variables back per test with `apply_environment(monkeypatch, gw.env)`.
+    """
+    if home is None:
+        home = workdir / "home"
+        home.mkdir(parents=True, exist_ok=True)
+    variables = inprocess_environment(home, env)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        apply_environment(monkeypatch, variables)
+        gateway = start_inprocess_gateway(config_text, workdir=workdir, env=variables, **options)
+        try:
+            yield gateway
+        finally:
+            gateway.stop()
