@@ -9,8 +9,8 @@ What runs is what the one worker of `gateway serve --config F --no-watch` runs: 
 `WorkerSettings` and the config `load_config` finds at F, the real `Runtime` and aiohttp transport,
 served by Sanic (`app.create_server`) on a loopback socket bound to a free port, with Sanic's
 lifecycle in order: startup, before_server_start, serving, after_server_start; then at `stop()`
-before_server_stop, close, after_server_stop, the loop closed. No process starts, so a gateway is
-up in milliseconds instead of a third of a second.
+before_server_stop, close, after_server_stop, the loop closed. No process starts: start and stop
+take 26 ms, against 620 ms for a `gateway serve` process (medians, 2 CPUs at load 3).
 
 What belongs to the process and not to the app is not here, and its tests use `GatewayProcess`:
 the lines `serve` logs at startup (routes, the security banner, key problems), --workers,
