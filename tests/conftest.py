@@ -10,6 +10,9 @@ Fixtures:
   command=None, startup_timeout=20.0) -> GatewayProcess`, stopped at teardown (SIGINT, then
   SIGKILL after 10 s), even when the test fails;
 - `gateway_home` -> an empty directory to pass as `home=` (write OAuth files into it first).
+- `inprocess_gateway(config_text, *, env=None, host="127.0.0.1", home=None, log_level="info",
+  log_format="text") -> InProcessGateway`: the gateway app on a thread of this process, its
+  variables set in os.environ for the test; stopped at teardown.
 Every test also runs without the developer's ANTHROPIC_* / CLAUDE_CONFIG_DIR / GATEWAY_* /
 *_PROVIDER_* variables (see `_hermetic_environment`).
 """
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
     # The fakes (aiohttp, httpx) are imported inside the fixtures, so unit-test runs that never
     # use them do not pay for the imports.
     from fakes.gateway import GatewayProcess
+    from fakes.inprocess import InProcessGateway
     from fakes.sockets import BlackHole
     from fakes.upstream import FakeUpstream
 
@@ -130,6 +134,50 @@ def gateway_factory(tmp_path: Path) -> Iterator[GatewayFactory]:
             home=home,
             command=command,
             startup_timeout=startup_timeout,
+        )
+        started.append(gateway)
+        return gateway
+
+    yield factory
+    for gateway in reversed(started):
+        gateway.stop()
+
+
+InProcessFactory = Callable[..., "InProcessGateway"]
+
+
+@pytest.fixture
+def inprocess_gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InProcessFactory]:
+    """Serve the real gateway app on a thread of this process (no subprocess); all stopped at teardown.
+
+    `inprocess_gateway(config_text, env={"ZAI_API_KEY": "k"})`: `env` (None values remove a
+    name), HOME (`home`, default an empty directory) and no proxy variables are set in
+    os.environ for the rest of the test, since the gateway reads them while it serves.
+    `host="0.0.0.0"` for a LAN bind. For tests of what the gateway does on the wire; tests of
+    the process (startup lines, exit codes, signals, workers, log files, metrics values, live
+    reload, discovery) use `gateway_factory`.
+    """
+    from fakes.inprocess import apply_environment, inprocess_environment, start_inprocess_gateway
+
+    started: list[InProcessGateway] = []
+
+    def factory(
+        config_text: str,
+        *,
+        env: Mapping[str, str | None] | None = None,
+        host: str = "127.0.0.1",
+        home: Path | None = None,
+        log_level: str = "info",
+        log_format: str = "text",
+    ) -> InProcessGateway:
+        workdir = tmp_path / f"inprocess-{len(started) + 1}"
+        if home is None:
+            home = workdir / "home"
+            home.mkdir(parents=True)
+        variables = inprocess_environment(home, env)
+        apply_environment(monkeypatch, variables)
+        gateway = start_inprocess_gateway(
+            config_text, workdir=workdir, env=variables, host=host, log_level=log_level, log_format=log_format
         )
         started.append(gateway)
         return gateway

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import socket
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -49,6 +53,7 @@ from fakes.gateway import (
 
 UpstreamFactory = Any
 GatewayFactory = Any
+InProcessFactory = Any
 
 STANDIN = [sys.executable, str(Path(fakes.__file__).with_name("standin_gateway.py"))]
 USER_HI: list[MessageParam] = [{"role": "user", "content": "hi"}]
@@ -702,3 +707,147 @@ def test_gateway_fixture_runs_the_real_gateway(upstream_factory: UpstreamFactory
     assert text_of(reply.content[0]).startswith("[zai] model=glm-4.7")
     assert zai.credentials_seen() == [("x-api-key", "zai-key")]
     assert gateway.stop() == 0
+
+
+# ------------------------------------------------------------------ the in-process gateway
+
+
+def zai_config(zai: FakeUpstream) -> str:
+    return routes_toml(
+        providers={"zai": {"base_url": zai.url, "key": {"env": "ZAI_API_KEY"}}},
+        routes=[{"name": "all", "match": "*", "to": [{"provider": "zai", "model": "glm-4.7"}]}],
+    )
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_inprocess_gateway_serves_the_real_app_with_its_environment(
+    upstream_factory: UpstreamFactory, inprocess_gateway: InProcessFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    zai = upstream_factory("zai", api_key="zai-key")
+    gateway = inprocess_gateway(zai_config(zai), env={"ZAI_API_KEY": "zai-key"})
+
+    with anthropic_client(gateway, api_key="sk-client") as client:
+        reply = client.messages.create(model="claude-haiku-5-5", max_tokens=5, messages=USER_HI)
+    health = gateway.health()
+    line = gateway.wait_for_log("gateway.request: request id=")
+
+    assert text_of(reply.content[0]).startswith("[zai] model=glm-4.7")
+    assert zai.credentials_seen() == [("x-api-key", "zai-key")]
+    assert health["config"]["path"] == str(gateway.config_path) and health["pid"] == os.getpid()
+    assert gateway.url == f"http://127.0.0.1:{gateway.port}" and gateway.running
+    assert "route=all tried=zai:200 used=zai upstream_model=glm-4.7 status=200" in line
+    assert os.environ["ZAI_API_KEY"] == "zai-key" and "HTTPS_PROXY" not in os.environ
+    assert Path(os.environ["HOME"]) == gateway.config_path.parents[1] / "home"
+
+
+def test_inprocess_gateway_logs_json_and_leaves_pytest_logging_alone(
+    upstream_factory: UpstreamFactory, inprocess_gateway: InProcessFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    zai = upstream_factory("zai", api_key="zai-key")
+    gateway = inprocess_gateway(zai_config(zai), env={"ZAI_API_KEY": "zai-key"}, log_format="json")
+
+    assert gateway.request("POST", "/v1/messages", json=message()).status_code == 200
+    gateway.wait_for_log('"event":"request"')
+    logging.getLogger("a.test").warning("the test's own record")
+
+    (line,) = [line for line in gateway.logs().splitlines() if '"event":"request"' in line]
+    assert json.loads(line)["logger"] == "gateway.request" and json.loads(line)["status"] == 200
+    assert root.level == level and [h for h in root.handlers if h not in handlers] == [gateway._records]
+    assert "the test's own record" in caplog.text and "the test's own record" not in gateway.logs()
+    assert any(record.name == "gateway.request" for record in caplog.records)  # pytest still sees them
+    gateway.stop()
+    assert root.handlers == handlers and root.level == level
+    assert logging.getLogger("gateway").level == logging.NOTSET
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files in /proc")
+def test_inprocess_gateway_stops_without_leaking_threads_sockets_or_loops(upstream_factory: UpstreamFactory, tmp_path: Path) -> None:
+    from sanic import Sanic
+
+    from fakes.inprocess import start_inprocess_gateway
+
+    zai = upstream_factory("zai", api_key="zai-key")
+    threads, fds = set(threading.enumerate()), open_fds()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("ZAI_API_KEY", "zai-key")
+        gateway = start_inprocess_gateway(zai_config(zai), workdir=tmp_path)
+        with http() as client:
+            streamed = client.post(gateway.url + "/v1/messages", json=message(stream=True))
+        loop = gateway._thread.loop
+
+        gateway.stop()
+
+    assert streamed.status_code == 200 and "message_stop" in streamed.text
+    assert set(threading.enumerate()) == threads
+    assert loop.is_closed() and not gateway.running
+    assert gateway.name not in Sanic._app_registry
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", gateway.port), timeout=2).close()
+    # The fake upstream closes its side of the gateway's pooled connection when it sees it go.
+    deadline = time.monotonic() + 5
+    while open_fds() > fds:
+        assert time.monotonic() < deadline, f"{open_fds() - fds} file descriptors left open"
+        time.sleep(0.02)
+    gateway.stop()  # again: nothing to do
+
+
+def test_two_inprocess_gateways_at_once_each_serve_and_log_their_own(
+    upstream_factory: UpstreamFactory, inprocess_gateway: InProcessFactory
+) -> None:
+    zai, other = upstream_factory("zai", api_key="zai-key"), upstream_factory("other", api_key="zai-key")
+    first = inprocess_gateway(zai_config(zai), env={"ZAI_API_KEY": "zai-key"})
+    second = inprocess_gateway(zai_config(other))
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda gw: gw.request("POST", "/v1/messages", json=message()), [first, second]))
+    first.wait_for_log("used=zai ")
+    second.wait_for_log("used=zai ")
+
+    assert [a.json()["content"][0]["text"][:7] for a in answers] == ["[zai] m", "[other]"]
+    assert first.port != second.port and first.app is not second.app
+    assert first.logs().count("gateway.request:") == second.logs().count("gateway.request:") == 1
+    first.stop()
+    assert second.request("POST", "/v1/messages", json=message()).status_code == 200
+    assert other.request_count == 2
+
+
+def test_inprocess_gateway_stop_cuts_a_request_still_in_flight_after_the_grace(
+    upstream_factory: UpstreamFactory, inprocess_gateway: InProcessFactory
+) -> None:
+    zai = upstream_factory("zai", api_key="zai-key")
+    zai.enqueue(Hang())
+    gateway = inprocess_gateway(zai_config(zai), env={"ZAI_API_KEY": "zai-key"})
+
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(gateway.request, "POST", "/v1/messages", json=message())
+        zai.wait_for(1)
+        started = time.monotonic()
+        gateway.stop(grace=0.2)
+        stopped_after = time.monotonic() - started
+        with pytest.raises(httpx.RemoteProtocolError):
+            pending.result(timeout=5)
+
+    assert 0.2 <= stopped_after < 2.0
+    assert zai.wait_for_disconnect().client_disconnected  # the upstream call was closed too
+
+
+def test_inprocess_gateway_raises_the_config_error_and_holds_nothing(tmp_path: Path) -> None:
+    from sanic import Sanic
+
+    from fakes.inprocess import start_inprocess_gateway
+    from rules.errors import ConfigError
+
+    apps = set(Sanic._app_registry)
+    config = routes_toml(providers={"a": {"base_url": "http://127.0.0.1:9", "key": {"client": True}}},
+                         routes=[{"name": "all", "match": "*", "to": "b"}])
+
+    with pytest.raises(ConfigError, match="routes.toml"):
+        start_inprocess_gateway(config, workdir=tmp_path)
+
+    assert set(Sanic._app_registry) == apps

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import signal
+import threading
 from typing import Any
 
 from sanic import Request, Sanic
@@ -168,12 +169,17 @@ def _client_keys(request: Request) -> HTTPResponse | None:
     return HTTPResponse(body, status=401, headers={SHOULD_RETRY: "false"}, content_type="application/json")
 
 
-def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None) -> Sanic[Any, Any]:
-    """The Sanic app of one worker; ``ruleset``: the config the caller already loaded, if any."""
+def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None, *, name: str = "gateway") -> Sanic[Any, Any]:
+    """The Sanic app of one worker; ``ruleset``: the config the caller already loaded, if any.
+
+    ``name``: the app's name in Sanic's registry of apps in this process, where each name may
+    be used once. ``serve`` builds one app per process; a test that serves several apps in one
+    process (tests/fakes/inprocess.py) gives each a name of its own.
+    """
     setup_logging(settings.log_level, settings.log_format, settings.log_file)
     if ruleset is None:
         ruleset = load_discovered(settings.discovery, os.environ)
-    app = Sanic("gateway", error_handler=AnthropicErrors(), configure_logging=False)
+    app = Sanic(name, error_handler=AnthropicErrors(), configure_logging=False)
     app.config.ACCESS_LOG = False
     app.config.MOTD = False
     app.config.NOISY_EXCEPTIONS = False
@@ -238,7 +244,9 @@ def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None) -> Sani
         if settings.watch:
             app.ctx.config_watch = watch
             app.add_task(watch.run(), name="config-watcher")
-        if hasattr(signal, "SIGHUP"):  # `kill -HUP`, systemd's ExecReload: reload, with or without --no-watch
+        # `kill -HUP`, systemd's ExecReload: reload, with or without --no-watch. Signals reach the
+        # main thread only: an app served from another thread (tests in process) has none to take.
+        if hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread():
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, watch.reload_now)
 
     @app.after_server_start

@@ -1,6 +1,6 @@
 """Fallback chains, cooldowns, stream failures and client disconnects, end to end.
 
-One gateway serves the module. Cooldowns are kept per credential of `client` key sources, so a
+One gateway serves the module, in this process (fakes.inprocess). Cooldowns are kept per credential of `client` key sources, so a
 test that triggers one uses an API key of its own and leaves the others unaffected.
 """
 
@@ -17,9 +17,10 @@ import anthropic
 import httpx
 import pytest
 
-from fakes import Error, FakeUpstream, Hang, Reply, closed_port, parse_sse
+from fakes import Error, FakeUpstream, Hang, InProcessGateway, Reply, closed_port, parse_sse
 from fakes.config import profile_with_urls, routes_toml
-from fakes.gateway import GatewayProcess, anthropic_client, start_gateway
+from fakes.gateway import anthropic_client
+from fakes.inprocess import apply_environment, running_inprocess_gateway
 from fakes.sockets import BlackHole
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -27,7 +28,7 @@ ZAI_KEY = "zai-key-resilience-000"
 
 
 class Setup:
-    def __init__(self, gateway: GatewayProcess, primary: FakeUpstream, secondary: FakeUpstream, limited: FakeUpstream) -> None:
+    def __init__(self, gateway: InProcessGateway, primary: FakeUpstream, secondary: FakeUpstream, limited: FakeUpstream) -> None:
         self.gateway = gateway
         self.primary = primary
         self.secondary = secondary
@@ -74,15 +75,14 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                 {"name": "teapot", "match": "teapot-*", "to": [{"provider": "primary"}, {"provider": "secondary"}], "fallback_on": [418]},
             ],
         )
-        gateway = start_gateway(config, workdir=root / "gw", env={"ZAI_API_KEY": ZAI_KEY})
-        try:
+        with running_inprocess_gateway(config, workdir=root / "gw", env={"ZAI_API_KEY": ZAI_KEY}) as gateway:
             yield Setup(gateway, primary, secondary, limited)
-        finally:
-            gateway.stop()
 
 
 @pytest.fixture(autouse=True)
-def _reset(setup: Setup) -> None:
+def _reset(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The gateway reads this process's environment, which each test begins without ZAI_API_KEY.
+    apply_environment(monkeypatch, setup.gateway.env)
     for upstream in (setup.primary, setup.secondary, setup.limited):
         upstream.set_default(None)
         upstream.clear()
@@ -295,11 +295,11 @@ def test_max_concurrent_beyond_the_queue_is_529_or_the_next_target(setup: Setup)
 # --- the fallback profile -----------------------------------------------------------------
 
 def test_fallback_profile_moves_to_zai_for_the_cooldown_and_the_sdk_never_sees_the_429(
-    upstream_factory, gateway_factory
+    upstream_factory, inprocess_gateway
 ) -> None:
     anthropic_up = upstream_factory("anthropic")
     zai = upstream_factory("zai", api_key=ZAI_KEY, strict_third_party=True)
-    gateway = gateway_factory(
+    gateway = inprocess_gateway(
         profile_with_urls(EXAMPLES / "fallback.toml", {"anthropic": anthropic_up.url, "zai": zai.url}),
         env={"ZAI_API_KEY": ZAI_KEY},
     )

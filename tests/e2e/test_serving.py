@@ -1,6 +1,6 @@
 """The serving core end to end: the real gateway, fake upstreams on loopback, the official SDK.
 
-One gateway serves the whole module (starting one costs about a second): its routes give every
+One gateway serves the whole module, in this process (fakes.inprocess): its routes give every
 key source, error and policy a model-name prefix of its own, and each test clears the fakes.
 """
 
@@ -15,15 +15,11 @@ import anthropic
 import httpx
 import pytest
 
-from fakes import Error, FakeUpstream, Reply, Text, ToolUse, closed_port, thinking_reply
+from fakes import Error, FakeUpstream, InProcessGateway, Reply, Text, ToolUse, closed_port, thinking_reply
 from fakes.claude_code import load
 from fakes.config import routes_toml
-from fakes.gateway import (
-    GatewayProcess,
-    anthropic_client,
-    start_gateway,
-    write_claude_credentials,
-)
+from fakes.gateway import anthropic_client, write_claude_credentials
+from fakes.inprocess import apply_environment, running_inprocess_gateway
 from fakes.sockets import BlackHole
 
 ZAI_KEY = "zai-secret-key-0123456789"
@@ -33,7 +29,7 @@ CLIENT_KEY = "sk-ant-client-key-000111222"
 
 
 class Setup:
-    def __init__(self, gateway: GatewayProcess, anthropic: FakeUpstream, zai: FakeUpstream, home: Path) -> None:
+    def __init__(self, gateway: InProcessGateway, anthropic: FakeUpstream, zai: FakeUpstream, home: Path) -> None:
         self.gateway = gateway
         self.anthropic = anthropic
         self.zai = zai
@@ -81,15 +77,14 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         (home / "expired.json").write_text(
             json.dumps({"claudeAiOauth": {"accessToken": "sk-ant-oat01-expired-token", "expiresAt": 1_600_000_000_000}})
         )
-        gateway = start_gateway(config, workdir=root / "gw", env={"ZAI_API_KEY": ZAI_KEY}, home=home)
-        try:
+        with running_inprocess_gateway(config, workdir=root / "gw", env={"ZAI_API_KEY": ZAI_KEY}, home=home) as gateway:
             yield Setup(gateway, up_anthropic, up_zai, home)
-        finally:
-            gateway.stop()
 
 
 @pytest.fixture(autouse=True)
-def _clear(setup: Setup) -> None:
+def _clear(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The gateway reads this process's environment, which each test begins without ZAI_API_KEY.
+    apply_environment(monkeypatch, setup.gateway.env)
     setup.anthropic.clear()
     setup.zai.clear()
 

@@ -22,11 +22,12 @@ def _ask(gateway: object, model: str, *, api_key: str | None = CLIENT_KEY, auth_
         return stream.get_final_message().content[0].text  # type: ignore[union-attr]
 
 
-def test_mixed_profile_sends_haiku_to_zai_and_sonnet_to_anthropic(upstream_factory, gateway_factory) -> None:
+def test_mixed_profile_sends_haiku_to_zai_and_sonnet_to_anthropic(upstream_factory, inprocess_gateway) -> None:
+    # Given with --config, as in the tests below, but only its routing is tested: in process.
     zai = upstream_factory("zai", api_key=ZAI_KEY, strict_third_party=True)
     anthropic = upstream_factory("anthropic", api_key=CLIENT_KEY)
     config = profile_with_urls(EXAMPLES / "mixed.toml", {"zai": zai.url, "anthropic": anthropic.url})
-    gateway = gateway_factory(config, env={"ZAI_API_KEY": ZAI_KEY})
+    gateway = inprocess_gateway(config, env={"ZAI_API_KEY": ZAI_KEY})
 
     assert _ask(gateway, "claude-haiku-5-5").startswith("[zai] model=glm-4.7")
     assert zai.last.credentials == [("x-api-key", ZAI_KEY)] and not zai.saw(CLIENT_KEY)

@@ -1,4 +1,4 @@
-"""Wire policy end to end: the real `gateway serve` between captured Claude Code requests and fakes.
+"""Wire policy end to end: the real gateway app (in process) between captured Claude Code requests and fakes.
 
 - all-zai.toml in front of a strict Z.AI-like fake: every captured request succeeds;
 - no policy in front of an Anthropic-role fake: every captured request arrives byte for byte;
@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from fakes import COUNT_TOKENS, MESSAGES, FakeUpstream, Reply, Text, Thinking, ToolUse
+from fakes import COUNT_TOKENS, MESSAGES, FakeUpstream, InProcessGateway, Reply, Text, Thinking, ToolUse
 from fakes.config import profile_with_urls, routes_toml
-from fakes.gateway import GatewayProcess, anthropic_client
+from fakes.gateway import anthropic_client
 from policy.captured import (
     ALL_BODIES,
     COUNT_TOKENS_REQUEST,
@@ -36,10 +36,10 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CLIENT_KEY = "sk-client-key-0123456789"
 ZAI_KEY = "zai-key-0123456789"
 UpstreamFactory = Callable[..., FakeUpstream]
-GatewayFactory = Callable[..., GatewayProcess]
+InProcessFactory = Callable[..., InProcessGateway]
 
 
-def post_captured(gw: GatewayProcess, name: str, body: bytes | None = None) -> tuple[httpx.Response, bytes]:
+def post_captured(gw: InProcessGateway, name: str, body: bytes | None = None) -> tuple[httpx.Response, bytes]:
     """Send a captured request as Claude Code sent it (its path, headers and body) to the gateway."""
     capture = record(name)
     sent = body if body is not None else encode(capture["body"])
@@ -63,14 +63,14 @@ def zai_fake(upstream_factory: UpstreamFactory) -> FakeUpstream:
 
 
 @pytest.fixture
-def all_zai(upstream_factory: UpstreamFactory, gateway_factory: GatewayFactory) -> tuple[GatewayProcess, FakeUpstream]:
+def all_zai(upstream_factory: UpstreamFactory, inprocess_gateway: InProcessFactory) -> tuple[InProcessGateway, FakeUpstream]:
     zai = zai_fake(upstream_factory)
     config = profile_with_urls(EXAMPLES / "all-zai.toml", {"zai": zai.url})
-    return gateway_factory(config, env={"ZAI_API_KEY": ZAI_KEY}), zai
+    return inprocess_gateway(config, env={"ZAI_API_KEY": ZAI_KEY}), zai
 
 
 @pytest.mark.parametrize("name", MESSAGE_REQUESTS)
-def test_captured_requests_succeed_through_all_zai(all_zai: tuple[GatewayProcess, FakeUpstream], name: str) -> None:
+def test_captured_requests_succeed_through_all_zai(all_zai: tuple[InProcessGateway, FakeUpstream], name: str) -> None:
     gw, zai = all_zai
     response, _ = post_captured(gw, name)
     assert response.status_code == 200, response.text
@@ -83,7 +83,7 @@ def test_captured_requests_succeed_through_all_zai(all_zai: tuple[GatewayProcess
     assert all(m["role"] != "system" for m in received.json["messages"])
 
 
-def test_forced_tool_choice_is_rewritten_for_zai(all_zai: tuple[GatewayProcess, FakeUpstream]) -> None:
+def test_forced_tool_choice_is_rewritten_for_zai(all_zai: tuple[InProcessGateway, FakeUpstream]) -> None:
     gw, zai = all_zai
     doc = request_body("cc_print_sonnet_tool_result_turn2.json")
     doc["tool_choice"] = {"type": "tool", "name": "Read"}
@@ -92,7 +92,7 @@ def test_forced_tool_choice_is_rewritten_for_zai(all_zai: tuple[GatewayProcess, 
     assert zai.last.json["tool_choice"] == {"type": "auto"}
 
 
-def test_the_strict_fake_rejects_what_the_policy_fixes(upstream_factory: UpstreamFactory, gateway_factory: GatewayFactory) -> None:
+def test_the_strict_fake_rejects_what_the_policy_fixes(upstream_factory: UpstreamFactory, inprocess_gateway: InProcessFactory) -> None:
     # The same profile without its policy lines: proof that the fake is strict enough to fail.
     zai = zai_fake(upstream_factory)
     text = profile_with_urls(EXAMPLES / "all-zai.toml", {"zai": zai.url})
@@ -100,13 +100,13 @@ def test_the_strict_fake_rejects_what_the_policy_fixes(upstream_factory: Upstrea
         line for line in text.splitlines()
         if not line.startswith(("preset", "system_turns", "tool_choice", "betas", "drop_fields"))
     )
-    gw = gateway_factory(bare, env={"ZAI_API_KEY": ZAI_KEY})
+    gw = inprocess_gateway(bare, env={"ZAI_API_KEY": ZAI_KEY})
     response, _ = post_captured(gw, "cc_print_haiku_stream.json")
     assert response.status_code == 400
     assert zai.last.outcome == "rejected"
 
 
-def test_count_tokens_is_estimated_locally_for_zai(all_zai: tuple[GatewayProcess, FakeUpstream]) -> None:
+def test_count_tokens_is_estimated_locally_for_zai(all_zai: tuple[InProcessGateway, FakeUpstream]) -> None:
     gw, zai = all_zai
     response, _ = post_captured(gw, COUNT_TOKENS_REQUEST)
     assert response.status_code == 200, response.text
@@ -119,14 +119,14 @@ def test_count_tokens_is_estimated_locally_for_zai(all_zai: tuple[GatewayProcess
 
 
 def test_captured_requests_arrive_byte_identical_without_policy(
-    upstream_factory: UpstreamFactory, gateway_factory: GatewayFactory
+    upstream_factory: UpstreamFactory, inprocess_gateway: InProcessFactory
 ) -> None:
     anthropic = upstream_factory("anthropic", api_key=CLIENT_KEY)
     config = routes_toml(
         providers={"anthropic": {"base_url": anthropic.url, "key": {"client": True}}},
         routes=[{"name": "all", "match": "*", "to": "anthropic"}],
     )
-    gw = gateway_factory(config)
+    gw = inprocess_gateway(config)
     for name in ALL_BODIES:
         response, sent = post_captured(gw, name)
         assert response.status_code == 200, (name, response.text)
@@ -163,15 +163,15 @@ def tool_result(tool_use: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def mixed(upstream_factory: UpstreamFactory, gateway_factory: GatewayFactory) -> tuple[GatewayProcess, FakeUpstream, FakeUpstream]:
+def mixed(upstream_factory: UpstreamFactory, inprocess_gateway: InProcessFactory) -> tuple[InProcessGateway, FakeUpstream, FakeUpstream]:
     anthropic = upstream_factory("anthropic", api_key=CLIENT_KEY, strict_signatures=True)
     zai = zai_fake(upstream_factory)
     config = profile_with_urls(EXAMPLES / "mixed.toml", {"anthropic": anthropic.url, "zai": zai.url})
-    return gateway_factory(config, env={"ZAI_API_KEY": ZAI_KEY}), anthropic, zai
+    return inprocess_gateway(config, env={"ZAI_API_KEY": ZAI_KEY}), anthropic, zai
 
 
 def test_conversation_anthropic_zai_anthropic_with_thinking_and_tools(
-    mixed: tuple[GatewayProcess, FakeUpstream, FakeUpstream],
+    mixed: tuple[InProcessGateway, FakeUpstream, FakeUpstream],
 ) -> None:
     gw, anthropic, zai = mixed
     client = anthropic_client(gw, api_key=CLIENT_KEY)
@@ -214,7 +214,7 @@ def test_conversation_anthropic_zai_anthropic_with_thinking_and_tools(
 
 
 def test_without_the_gateway_the_fakes_reject_foreign_signatures(
-    mixed: tuple[GatewayProcess, FakeUpstream, FakeUpstream],
+    mixed: tuple[InProcessGateway, FakeUpstream, FakeUpstream],
 ) -> None:
     # Proof that the conversation test can fail: Z.AI's fake refuses Anthropic's signature.
     _, anthropic, zai = mixed
@@ -243,27 +243,27 @@ def test_without_the_gateway_the_fakes_reject_foreign_signatures(
     ],
 )
 def test_beta_policy_end_to_end(
-    upstream_factory: UpstreamFactory, gateway_factory: GatewayFactory, betas: Any, expected: str | None
+    upstream_factory: UpstreamFactory, inprocess_gateway: InProcessFactory, betas: Any, expected: str | None
 ) -> None:
     upstream = upstream_factory("anthropic", api_key=CLIENT_KEY)
     provider: dict[str, Any] = {"base_url": upstream.url, "key": {"client": True}}
     if betas is not None:
         provider["betas"] = betas
-    gw = gateway_factory(routes_toml(providers={"anthropic": provider}, routes=[{"name": "all", "match": "*", "to": "anthropic"}]))
+    gw = inprocess_gateway(routes_toml(providers={"anthropic": provider}, routes=[{"name": "all", "match": "*", "to": "anthropic"}]))
     response, _ = post_captured(gw, COUNT_TOKENS_REQUEST)
     assert response.status_code == 200, response.text
     assert upstream.last.headers.get("anthropic-beta") == expected
 
 
 def test_extra_headers_go_upstream_beside_the_providers_own_credential(
-    upstream_factory: UpstreamFactory, gateway_factory: GatewayFactory
+    upstream_factory: UpstreamFactory, inprocess_gateway: InProcessFactory
 ) -> None:
     zai = upstream_factory("zai", api_key=ZAI_KEY)
     config = routes_toml(
         providers={"zai": {"base_url": zai.url, "key": {"env": "ZAI_API_KEY"}, "headers": {"x-extra": "value", "X-Team": "core"}}},
         routes=[{"name": "all", "match": "*", "to": "zai"}],
     )
-    gw = gateway_factory(config, env={"ZAI_API_KEY": ZAI_KEY})
+    gw = inprocess_gateway(config, env={"ZAI_API_KEY": ZAI_KEY})
     response, _ = post_captured(gw, "cc_print_haiku_stream.json")
     assert response.status_code == 200, response.text
     received = zai.last
@@ -291,7 +291,7 @@ def test_extra_headers_cannot_carry_credentials(header: str) -> None:
 
 
 def test_25_identical_concurrent_count_tokens_calls_make_one_upstream_call(
-    upstream_factory: UpstreamFactory, gateway_factory: GatewayFactory
+    upstream_factory: UpstreamFactory, inprocess_gateway: InProcessFactory
 ) -> None:
     anthropic = upstream_factory("anthropic", api_key=CLIENT_KEY)
     # Slow enough that the calls overlap: they share the one in flight, not only the cache.
@@ -300,7 +300,7 @@ def test_25_identical_concurrent_count_tokens_calls_make_one_upstream_call(
         providers={"anthropic": {"base_url": anthropic.url, "key": {"client": True}}},
         routes=[{"name": "all", "match": "*", "to": "anthropic"}],
     )
-    gw = gateway_factory(config)
+    gw = inprocess_gateway(config)
     with ThreadPoolExecutor(max_workers=25) as pool:
         responses = list(pool.map(lambda _: post_captured(gw, COUNT_TOKENS_REQUEST)[0], range(25)))
     assert [r.status_code for r in responses] == [200] * 25
@@ -313,7 +313,7 @@ def test_25_identical_concurrent_count_tokens_calls_make_one_upstream_call(
 
 
 def test_count_tokens_via_another_provider_uses_its_credentials(
-    upstream_factory: UpstreamFactory, gateway_factory: GatewayFactory
+    upstream_factory: UpstreamFactory, inprocess_gateway: InProcessFactory
 ) -> None:
     anthropic = upstream_factory("anthropic", api_key=CLIENT_KEY)
     anthropic.set_default(Reply(input_tokens=777), path=COUNT_TOKENS)
@@ -325,7 +325,7 @@ def test_count_tokens_via_another_provider_uses_its_credentials(
         },
         routes=[{"name": "sonnet", "match": "*sonnet*", "to": [{"provider": "zai", "model": "glm-4.7"}]}],
     )
-    gw = gateway_factory(config, env={"ZAI_API_KEY": ZAI_KEY})
+    gw = inprocess_gateway(config, env={"ZAI_API_KEY": ZAI_KEY})
     response, sent = post_captured(gw, COUNT_TOKENS_REQUEST)
     assert response.status_code == 200, response.text
     assert response.json() == {"input_tokens": 777}
@@ -337,14 +337,14 @@ def test_count_tokens_via_another_provider_uses_its_credentials(
 
 
 def test_messages_still_go_to_the_target_when_count_tokens_goes_elsewhere(
-    upstream_factory: UpstreamFactory, gateway_factory: GatewayFactory
+    upstream_factory: UpstreamFactory, inprocess_gateway: InProcessFactory
 ) -> None:
     zai = upstream_factory("zai", api_key=ZAI_KEY)
     config = routes_toml(
         providers={"zai": {"base_url": zai.url, "key": {"env": "ZAI_API_KEY"}, "count_tokens": "estimate"}},
         routes=[{"name": "all", "match": "*", "to": [{"provider": "zai", "model": "glm-4.7"}]}],
     )
-    gw = gateway_factory(config, env={"ZAI_API_KEY": ZAI_KEY})
+    gw = inprocess_gateway(config, env={"ZAI_API_KEY": ZAI_KEY})
     response, _ = post_captured(gw, "cc_print_haiku_stream.json")
     assert response.status_code == 200
     assert [r.path_only for r in zai.requests] == [MESSAGES]

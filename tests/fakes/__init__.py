@@ -1,4 +1,4 @@
-"""Test doubles for the gateway's end-to-end tests: fake upstreams, sockets, a gateway process.
+"""Test doubles for the gateway's end-to-end tests: fake upstreams, sockets, the gateway in process.
 
 Import as `from fakes import FakeUpstream, Reply, Error` (tests/conftest.py puts tests/ on
 sys.path). Public names are re-exported here; the modules hold the details.
@@ -22,6 +22,7 @@ from .behaviours import (
     thinking_reply,
     tool_use_reply,
 )
+from .inprocess import InProcessGateway, start_inprocess_gateway
 from .records import ConnectionRecord, RecordedRequest
 from .signing import Signer
 from .sockets import BlackHole, closed_port, free_port
@@ -41,6 +42,7 @@ __all__ = [
     "FakeUpstream",
     "Handler",
     "Hang",
+    "InProcessGateway",
     "Raw",
     "RecordedRequest",
     "RedactedThinking",
@@ -52,6 +54,7 @@ __all__ = [
     "closed_port",
     "free_port",
     "parse_sse",
+    "start_inprocess_gateway",
     "thinking_reply",
     "tool_use_reply",
     "unified_headers",

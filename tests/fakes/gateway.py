@@ -71,8 +71,46 @@ class HasURL(Protocol):
     url: str
 
 
+class RunningGateway:
+    """What a test does with a running gateway, however it runs: `url`, `logs()` and the rest.
+
+    `GatewayProcess` (a `gateway serve` subprocess) and `fakes.inprocess.InProcessGateway` (the
+    app on a thread of the test process) both have `url`, `port`, `logs()` and `stop()`; these
+    methods are theirs alike, so a test moves from one to the other by its fixture alone.
+    """
+
+    url: str
+    port: int
+
+    def logs(self) -> str:
+        raise NotImplementedError
+
+    def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
+        """Poll the output until `text` appears; return the output (AssertionError on timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            output = self.logs()
+            if text in output:
+                return output
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"gateway output never showed {text!r} within {timeout}s:\n{output}")
+            time.sleep(0.05)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One plain HTTP request to the gateway (no SDK), e.g. `gw.request("GET", "/v1/models")`."""
+        kwargs.setdefault("timeout", 30.0)
+        with httpx.Client(verify=ssl_context(), timeout=kwargs.pop("timeout")) as client:
+            return client.request(method, self.url + path, **kwargs)
+
+    def health(self) -> Any:
+        """GET /health as JSON (AssertionError unless 200)."""
+        response = self.request("GET", "/health", timeout=5.0)
+        assert response.status_code == 200, f"/health answered {response.status_code}: {response.text}"
+        return response.json()
+
+
 @dataclass
-class GatewayProcess:
+class GatewayProcess(RunningGateway):
     """A running `gateway serve` subprocess.
 
     `url` is http://127.0.0.1:PORT; `config_path` is None when started without --config;
@@ -100,29 +138,6 @@ class GatewayProcess:
     def logs(self) -> str:
         """Everything the process printed so far: stdout, then stderr."""
         return self.stdout() + self.stderr()
-
-    def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
-        """Poll the output until `text` appears; return the output (AssertionError on timeout)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            output = self.logs()
-            if text in output:
-                return output
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"gateway output never showed {text!r} within {timeout}s:\n{output}")
-            time.sleep(0.05)
-
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One plain HTTP request to the gateway (no SDK), e.g. `gw.request("GET", "/v1/models")`."""
-        kwargs.setdefault("timeout", 30.0)
-        with httpx.Client(verify=ssl_context(), timeout=kwargs.pop("timeout")) as client:
-            return client.request(method, self.url + path, **kwargs)
-
-    def health(self) -> Any:
-        """GET /health as JSON (AssertionError unless 200)."""
-        response = self.request("GET", "/health", timeout=5.0)
-        assert response.status_code == 200, f"/health answered {response.status_code}: {response.text}"
-        return response.json()
 
     def write_config(self, text: str) -> None:
         """Replace the config file atomically (write aside, rename), as editors do."""

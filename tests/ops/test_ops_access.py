@@ -127,24 +127,38 @@ def test_refusal_messages_never_contain_a_key() -> None:
 
 
 # --- end to end: a LAN-bound gateway ----------------------------------------------------------------
+# In process (fakes.inprocess) where the test is about what is served; a `gateway serve` process
+# where it is about the startup banner or counts metrics (process-global in the test process).
 
 Factory = Callable[..., Any]
+LAN_ENV = {"ZAI_API_KEY": ZAI_KEY, "GATEWAY_CLIENT_KEY": CLIENT_KEY}
 
 
-def lan_gateway(upstream_factory: Factory, gateway_factory: Factory, *, client_keys: bool = True) -> tuple[Any, Any]:
+def lan_upstreams(upstream_factory: Factory, *, client_keys: bool = True) -> tuple[str, Any]:
+    """The config of a LAN gateway in front of two fakes, and the Anthropic fake."""
     zai = upstream_factory("zai", api_key=ZAI_KEY)
     anthropic = upstream_factory("anthropic", api_key=CLIENT_API_KEY)
     config = lan_config(zai_url=zai.url, anthropic_url=anthropic.url, value_url=anthropic.url, client_keys=client_keys)
+    return config, anthropic
+
+
+def lan_gateway(upstream_factory: Factory, gateway_factory: Factory, *, client_keys: bool = True) -> tuple[Any, Any]:
+    config, anthropic = lan_upstreams(upstream_factory, client_keys=client_keys)
     gw = gateway_factory(
         config,
-        env={"ZAI_API_KEY": ZAI_KEY, "GATEWAY_CLIENT_KEY": CLIENT_KEY},
+        env=LAN_ENV,
         args=["--host", "0.0.0.0"],  # after the fixture's --host 127.0.0.1: this one wins
     )
     return gw, anthropic
 
 
-def test_lan_gateway_refuses_requests_without_the_key(upstream_factory: Factory, gateway_factory: Factory) -> None:
-    gw, anthropic = lan_gateway(upstream_factory, gateway_factory)
+def lan_inprocess_gateway(upstream_factory: Factory, inprocess_gateway: Factory) -> tuple[Any, Any]:
+    config, anthropic = lan_upstreams(upstream_factory)
+    return inprocess_gateway(config, env=LAN_ENV, host="0.0.0.0"), anthropic
+
+
+def test_lan_gateway_refuses_requests_without_the_key(upstream_factory: Factory, inprocess_gateway: Factory) -> None:
+    gw, anthropic = lan_inprocess_gateway(upstream_factory, inprocess_gateway)
     client_auth = {"x-api-key": CLIENT_API_KEY, "anthropic-version": "2023-06-01"}
 
     missing = gw.request("POST", "/v1/messages", json=message("claude-sonnet-5-5"), headers=client_auth)
@@ -161,8 +175,8 @@ def test_lan_gateway_refuses_requests_without_the_key(upstream_factory: Factory,
     assert anthropic.requests == []  # nothing reached the upstream
 
 
-def test_lan_gateway_serves_with_the_key_and_never_forwards_it(upstream_factory: Factory, gateway_factory: Factory) -> None:
-    gw, anthropic = lan_gateway(upstream_factory, gateway_factory)
+def test_lan_gateway_serves_with_the_key_and_never_forwards_it(upstream_factory: Factory, inprocess_gateway: Factory) -> None:
+    gw, anthropic = lan_inprocess_gateway(upstream_factory, inprocess_gateway)
     headers = {"x-api-key": CLIENT_API_KEY, "anthropic-version": "2023-06-01", "x-gateway-key": CLIENT_KEY}
 
     plain = gw.request("POST", "/v1/messages", json=message("claude-sonnet-5-5"), headers=headers)
@@ -177,8 +191,8 @@ def test_lan_gateway_serves_with_the_key_and_never_forwards_it(upstream_factory:
         assert seen.credentials == [("x-api-key", CLIENT_API_KEY)]
 
 
-def test_lan_health_hides_providers_from_callers_without_a_key(upstream_factory: Factory, gateway_factory: Factory) -> None:
-    gw, _ = lan_gateway(upstream_factory, gateway_factory)
+def test_lan_health_hides_providers_from_callers_without_a_key(upstream_factory: Factory, inprocess_gateway: Factory) -> None:
+    gw, _ = lan_inprocess_gateway(upstream_factory, inprocess_gateway)
 
     anonymous = gw.request("GET", "/health").json()
     keyed = gw.request("GET", "/health", headers={"x-gateway-key": CLIENT_KEY}).json()
@@ -237,8 +251,8 @@ def test_bearer_key_only_for_the_gateways_own_endpoints() -> None:
     assert not gate.allows({"authorization": CLIENT_KEY}, bearer=True)
 
 
-def test_prometheus_can_scrape_with_a_bearer_key(upstream_factory: Factory, gateway_factory: Factory) -> None:
-    gw, anthropic = lan_gateway(upstream_factory, gateway_factory)
+def test_prometheus_can_scrape_with_a_bearer_key(upstream_factory: Factory, inprocess_gateway: Factory) -> None:
+    gw, anthropic = lan_inprocess_gateway(upstream_factory, inprocess_gateway)
     bearer = {"authorization": f"Bearer {CLIENT_KEY}"}
 
     metrics = gw.request("GET", "/metrics", headers=bearer)
