@@ -9,6 +9,7 @@ an exit code::
       ClientError                     500 api_error: answered as {"type":"error","error":{...}}
         InvalidRequest                400 invalid_request_error
         AuthenticationFailed          401 authentication_error
+        PermissionDenied              403 permission_error  (a Host or Origin the gateway does not serve)
         NotFound                      404 not_found_error
         MethodNotAllowed              405 invalid_request_error
         RequestTooLarge               413 request_too_large
@@ -47,6 +48,7 @@ __all__ = [
     "NotFound",
     "NotSupported",
     "Overloaded",
+    "PermissionDenied",
     "RequestTooLarge",
     "UpstreamTimeout",
     "UpstreamUnreachable",
@@ -88,6 +90,11 @@ class InvalidRequest(ClientError):
 class AuthenticationFailed(ClientError):
     status = 401
     error_type = "authentication_error"
+
+
+class PermissionDenied(ClientError):
+    status = 403
+    error_type = "permission_error"
 
 
 class NotFound(ClientError):

@@ -253,6 +253,9 @@ class ServerConfig:
     port: int | None = None
     client_keys: tuple[KeySource, ...] = ()
     max_body_mb: float = DEFAULT_MAX_BODY_MB
+    # Host names (or IP addresses) the gateway answers to besides loopback and its bind address;
+    # "*" for any. Lower case, no port.
+    allowed_hosts: tuple[str, ...] = ()
 
     @property
     def max_body_bytes(self) -> int:

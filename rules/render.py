@@ -171,6 +171,8 @@ def _server(server: ServerConfig) -> list[str]:
         lines.append(f"client_keys = {_array([_key_source(k) for k in server.client_keys])}")
     if server.max_body_mb != DEFAULT_MAX_BODY_MB:
         lines.append(f"max_body_mb = {_number(server.max_body_mb)}")
+    if server.allowed_hosts:
+        lines.append(f"allowed_hosts = {_array([toml_string(h) for h in server.allowed_hosts])}")
     return lines
 
 

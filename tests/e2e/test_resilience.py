@@ -242,7 +242,7 @@ def _raw_request(setup: Setup, model: str, stream: bool) -> socket.socket:
     ).encode()
     sock = socket.create_connection(("127.0.0.1", setup.gateway.port))
     sock.sendall(
-        b"POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        b"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
         + f"x-api-key: {_fresh_key()}\r\ncontent-length: {len(body)}\r\n\r\n".encode()
         + body
     )

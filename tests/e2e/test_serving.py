@@ -30,6 +30,7 @@ ZAI_KEY = "zai-secret-key-0123456789"
 LITERAL_KEY = "sk-literal-value-key-abcdef"
 OAUTH_TOKEN = "sk-ant-oat01-oauth-token-xyz-9876"
 CLIENT_KEY = "sk-ant-client-key-000111222"
+JSON_HEADERS = {"x-api-key": CLIENT_KEY, "content-type": "application/json"}
 
 
 class Setup:
@@ -322,7 +323,7 @@ def test_upstream_400_passes_through_to_the_sdk(setup: Setup) -> None:
     ],
 )
 def test_gateway_errors_are_anthropic_shaped(setup: Setup, body: bytes, status: int, kind: str, fragment: str) -> None:
-    response = setup.gateway.request("POST", "/v1/messages", content=body, headers={"x-api-key": CLIENT_KEY})
+    response = setup.gateway.request("POST", "/v1/messages", content=body, headers=JSON_HEADERS)
     assert _error(response)[:2] == (status, kind)
     assert fragment in _error(response)[2]
     assert "Traceback" not in response.text
@@ -335,7 +336,7 @@ def test_unknown_path_and_method_are_anthropic_shaped(setup: Setup) -> None:
 
 def test_body_over_the_limit_is_413(setup: Setup) -> None:
     big = b'{"model": "claude-sonnet-5-5", "pad": "' + b"x" * (33 * 1024 * 1024) + b'"}'
-    response = setup.gateway.request("POST", "/v1/messages", content=big, headers={"x-api-key": CLIENT_KEY})
+    response = setup.gateway.request("POST", "/v1/messages", content=big, headers=JSON_HEADERS)
     status, kind, message = _error(response)
     assert (status, kind) == (413, "request_too_large")
     assert "32 MiB" in message

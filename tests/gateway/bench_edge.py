@@ -64,13 +64,15 @@ def main() -> None:
     except ImportError:
         print("edge checks: none in this checkout")
     else:
+        from sanic.compat import Header
+
         from gateway.reload.live import LiveConfig
         from rules.loader import load_bytes
 
         config = b'version = 1\n[providers.a]\nbase_url = "http://127.0.0.1:9"\nkey = { client = true }\n' \
                  b'[[route]]\nname = "all"\nmatch = "*"\nto = "a"\n'
         edge = Edge(LiveConfig(load_bytes(config, file="b.toml", env={}), "b"), "127.0.0.1")
-        lowered = {k.lower(): v for k, v in captured}
+        lowered = Header([(k.lower(), v) for k, v in captured])  # as Sanic hands them over
         assert edge.refusal(head, lowered, "POST", "/v1/messages") is None
         print(f"edge checks, Claude Code's head ({len(head)} bytes)   "
               f"{per_call_us(lambda: edge.refusal(head, lowered, 'POST', '/v1/messages'), 20000):7.2f} us")
