@@ -219,6 +219,23 @@ def test_oauth_file_change_is_picked_up_without_restart(setup: Setup) -> None:
         write_claude_credentials(setup.home, OAUTH_TOKEN, expires_at_ms=int((time.time() + 3600) * 1000))
 
 
+def test_a_damaged_oauth_token_is_a_401_that_says_so_and_costs_the_provider_nothing(setup: Setup) -> None:
+    # A control character could never go in a header: before, the request failed as "unreachable" (502).
+    write_claude_credentials(setup.home, "sk-ant-oat01-damaged\r\nx-evil: 1", expires_at_ms=int((time.time() + 3600) * 1000))
+    try:
+        for _ in range(3):
+            with pytest.raises(anthropic.AuthenticationError) as info:
+                setup.client().messages.create(model="oauth-1", max_tokens=8, messages=[{"role": "user", "content": "x"}])
+            message = info.value.body["error"]["message"]  # type: ignore[index]
+            assert "is damaged: its access token holds a control character (run `claude` to log in again)" in message
+            assert "sk-ant-oat01-damaged" not in message
+        assert setup.anthropic.requests == []
+        resilience = setup.gateway.health()["resilience"]
+        assert "oauth" not in json.dumps(resilience)  # no cooldown, no circuit: not the provider's fault
+    finally:
+        write_claude_credentials(setup.home, OAUTH_TOKEN, expires_at_ms=int((time.time() + 3600) * 1000))
+
+
 def test_chain_uses_client_credentials_first_then_the_oauth_file(setup: Setup) -> None:
     setup.client(api_key=None, auth_token="client-bearer-token-123").messages.create(
         model="chain-1", max_tokens=8, messages=[{"role": "user", "content": "x"}]

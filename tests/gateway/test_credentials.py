@@ -109,3 +109,19 @@ def test_availability_reports_without_secrets(tmp_path: Path) -> None:
         {"source": "client", "available": None, "detail": "taken from each request's x-api-key or Authorization header"},
         {"source": "env NOPE", "available": False, "detail": "environment variable NOPE is not set"},
     ]
+
+
+@pytest.mark.parametrize("damage", ["\r\nx-evil: 1", "\n", "\x00", "\x7f"])
+def test_a_control_character_in_a_key_is_an_unavailable_key_not_a_broken_request(tmp_path: Path, damage: str) -> None:
+    creds = tmp_path / "c.json"
+    _write(creds, f"sk-ant-oat01-tok{damage}", (time.time() + 3600) * 1000)
+    resolver = CredentialResolver({"K": f"sk-env{damage}"})
+    with pytest.raises(AuthenticationFailed) as info:
+        resolver.resolve(_provider(KeySource("oauth_file", str(creds))), {})
+    assert "is damaged: its access token holds a control character (run `claude` to log in again)" in info.value.message
+    with pytest.raises(AuthenticationFailed) as info:
+        resolver.resolve(_provider(KeySource("env", "K")), {})
+    assert "environment variable K holds a control character" in info.value.message
+    with pytest.raises(AuthenticationFailed):
+        resolver.resolve(_provider(KeySource("value", f"sk-lit{damage}")), {})
+    assert "sk-ant-oat01-tok" not in info.value.message
