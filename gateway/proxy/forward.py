@@ -45,6 +45,9 @@ __all__ = ["Endpoint", "Proxy"]
 
 # Bodies of upstream error answers we drop to fall back are read for the log, never more than this.
 _ERROR_BODY_LIMIT = 64 * 1024
+# A non-streaming answer is read whole (to fall back on a broken read, and to count its usage);
+# a Messages answer is at most ~1 MB (128k output tokens), so beyond this one is refused, 502.
+_ANSWER_LIMIT = 16 * 1024 * 1024
 
 
 class Endpoint(Protocol):
@@ -210,13 +213,14 @@ class Proxy:
             exchange.attempts.append(Attempt(name, model, "status", status))
             raise FellBack((status, data, downstream_headers(response.headers.multi_items())))
         outcome = "ok" if status < 400 else "status"
-        if is_event_stream(response):
+        # Also relayed as it arrives: what the client asked as a stream, whatever its label says.
+        if is_event_stream(response) or (status < 300 and body.stream):
             exchange.attempts.append(Attempt(name, model, outcome, status))
             await relay_stream(request, response, provider, exchange, self.signatures)
             return None
         # The whole answer is read before the client sees a byte: a failure here may still fall back.
         try:
-            data = await read_body(response)
+            data = await read_body(response, _ANSWER_LIMIT)
         except httpx.HTTPError as exc:
             failure = network_failure(exc, provider)
             exchange.attempts.append(Attempt(name, model, failure.outcome, detail=failure.detail))

@@ -5,6 +5,11 @@ reads them only after they were sent, for usage and thinking signatures. Once th
 bytes the answer is committed: a stream that breaks later ends with an SSE ``error`` event,
 never a silent cut. When the client goes away, Sanic cancels the handler task and the
 ``finally`` blocks close the upstream response at once.
+
+An upstream that compresses although the gateway asked for ``identity`` gets its bytes passed on
+as sent, with their ``content-encoding``: the client decodes them. The observers do not read
+compressed bytes (that request's usage is unknown), and a broken compressed stream ends without
+the gateway's ``error`` event, which would corrupt it.
 """
 
 from __future__ import annotations
@@ -23,13 +28,19 @@ from gateway.wire.signatures import SignatureStore
 from gateway.wire.sse import StreamObserver, observe_message
 from rules.model import Provider
 
-__all__ = ["is_event_stream", "relay_stream", "whole_answer"]
+__all__ = ["is_encoded", "is_event_stream", "relay_stream", "whole_answer"]
 
 
 def is_event_stream(response: httpx.Response) -> bool:
     """True for an SSE answer (``text/event-stream``): relayed as it arrives."""
     content_type: str = response.headers.get("content-type", "")
     return content_type.startswith("text/event-stream")
+
+
+def is_encoded(response: httpx.Response) -> bool:
+    """True when the body is compressed (a content-encoding other than identity)."""
+    encoding: str = response.headers.get("content-encoding", "")
+    return bool(encoding) and encoding.lower() != "identity"
 
 
 def whole_answer(
@@ -39,7 +50,7 @@ def whole_answer(
     status = response.status_code
     exchange.status = status
     exchange.ttfb = time.perf_counter() - exchange.started
-    if status < 300 and exchange.endpoint == "messages":
+    if status < 300 and exchange.endpoint == "messages" and not is_encoded(response):
         name = provider.name
         seen = observe_message(data, lambda sig: signatures.record(sig, name))
         exchange.input_tokens, exchange.output_tokens = seen.input_tokens, seen.output_tokens
@@ -58,6 +69,7 @@ async def relay_stream(
     name = provider.name
     record = signatures.record
     observer = StreamObserver(lambda sig: record(sig, name))
+    encoded = is_encoded(response)
     exchange.status = response.status_code
     exchange.stream = True
     error: str | None = None
@@ -72,17 +84,22 @@ async def relay_stream(
                 if first:
                     exchange.ttfb = time.perf_counter() - exchange.started
                     first = False
-                observer.feed(chunk)
+                if not encoded:
+                    observer.feed(chunk)
         except httpx.HTTPError as exc:
             error = network_failure(exc, provider).detail
     finally:
         await response.aclose()
     observer.finish()
     exchange.input_tokens, exchange.output_tokens = observer.input_tokens, observer.output_tokens
-    if error is None and response.status_code == 200 and not (observer.saw_message_stop or observer.saw_error):
+    # Event-stream bytes the gateway can read: labelled so, or a message_start seen (a stream the
+    # upstream labelled as something else). Only into those does an error event of ours go.
+    readable = not encoded and (is_event_stream(response) or observer.input_tokens is not None)
+    if error is None and readable and response.status_code == 200 and not (observer.saw_message_stop or observer.saw_error):
         error = "the stream ended before message_stop"
     if error is not None:
         exchange.error = error
+    if error is not None and readable:
         if not observer.at_boundary:
             await out.send(b"\n\n")  # end the partial event so ours parses on its own
         await out.send(sse_error_event("api_error", f"provider '{name}' broke off the stream: {error}"))

@@ -57,7 +57,8 @@ USER_AGENT = f"claude-gateway/{__version__}"
 
 _NOT_FORWARDED_DOWN = _HOP_BY_HOP | {
     "content-length",  # the server sets it for the body it sends
-    "content-encoding",  # we ask for identity; never claim an encoding we did not keep
+    # content-encoding goes through: an upstream that compressed despite identity sends the
+    # bytes as they came, with the header that says how to read them (proxy/relay.py).
     "server",
     "date",
     "alt-svc",

@@ -91,6 +91,7 @@ def test_downstream_keeps_what_clients_need() -> None:
         "request-id": "req_1",
         "retry-after": "30",
         "anthropic-ratelimit-requests-remaining": "0",
+        "content-encoding": "gzip",  # the bytes go as sent: the client needs to know how to read them
     }
 
 
