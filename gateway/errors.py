@@ -9,6 +9,7 @@ an exit code::
       ClientError                     500 api_error: answered as {"type":"error","error":{...}}
         InvalidRequest                400 invalid_request_error           no retry
         AuthenticationFailed          401 authentication_error            no retry
+        PermissionDenied              403 permission_error  (a Host or Origin the gateway does not serve)   no retry
         NotFound                      404 not_found_error                 no retry
         MethodNotAllowed              405 invalid_request_error           no retry
         RequestTooLarge               413 request_too_large               no retry
@@ -54,6 +55,7 @@ __all__ = [
     "NotFound",
     "NotSupported",
     "Overloaded",
+    "PermissionDenied",
     "RequestTooLarge",
     "SHOULD_RETRY",
     "UpstreamTimeout",
@@ -104,6 +106,11 @@ class AuthenticationFailed(ClientError):
     status = 401
     error_type = "authentication_error"
     retryable = False
+
+
+class PermissionDenied(ClientError):
+    status = 403
+    error_type = "permission_error"
 
 
 class NotFound(ClientError):

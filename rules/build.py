@@ -107,7 +107,14 @@ def _server(table: Doc) -> ServerConfig:
         max_body_mb=float(table.get("max_body_mb", DEFAULT_MAX_BODY_MB)),
         ledger=table.get("ledger", True),
         ledger_days=table.get("ledger_days", DEFAULT_LEDGER_DAYS),
+        allowed_hosts=tuple(_allowed_host(h) for h in table.get("allowed_hosts", ())),
     )
+
+
+def _allowed_host(entry: str) -> str:
+    """An ``allowed_hosts`` entry as the gateway compares it: lower case, IPv6 without brackets."""
+    entry = entry.strip().lower().rstrip(".")
+    return entry[1:-1] if entry.startswith("[") and entry.endswith("]") else entry
 
 
 def build_provider(name: str, written: Doc, defaults: Defaults) -> Provider:

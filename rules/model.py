@@ -258,6 +258,9 @@ class ServerConfig:
     # The usage ledger's file: True the state directory's ledger.db, False none, else a path as written.
     ledger: str | bool = True
     ledger_days: int = DEFAULT_LEDGER_DAYS
+    # Host names (or IP addresses) the gateway answers to besides loopback and its bind address;
+    # "*" for any. Lower case, no port.
+    allowed_hosts: tuple[str, ...] = ()
 
     @property
     def max_body_bytes(self) -> int:

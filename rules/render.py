@@ -176,6 +176,8 @@ def _server(server: ServerConfig) -> list[str]:
         lines.append(f"ledger = {toml_string(server.ledger) if isinstance(server.ledger, str) else 'false'}")
     if server.ledger_days != DEFAULT_LEDGER_DAYS:
         lines.append(f"ledger_days = {server.ledger_days}")
+    if server.allowed_hosts:
+        lines.append(f"allowed_hosts = {_array([toml_string(h) for h in server.allowed_hosts])}")
     return lines
 
 

@@ -7,6 +7,7 @@ that can never match) are reported by ``gateway validate`` and kept on the RuleS
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,6 +43,7 @@ def check(doc: Doc, env: Mapping[str, str] | None) -> list[Finding]:
     providers: Mapping[str, Doc] = doc["providers"]
     findings += _provider_findings(providers, env)
     findings += _client_key_findings(doc.get("server", {}).get("client_keys", []), env)
+    findings += _allowed_host_findings(doc.get("server", {}).get("allowed_hosts", []))
     findings += _route_findings(doc, providers)
     return findings
 
@@ -154,6 +156,28 @@ def _client_key_findings(keys: Sequence[Doc], env: Mapping[str, str] | None) -> 
     for index, source in enumerate(keys):
         at: ConfigPath = ("server", "client_keys", index)
         yield from _key_source_findings(source, at, env, effect="no client can use this key until it is set")
+
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+(%[A-Za-z0-9._-]+)?\]|[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*")
+_WITH_PORT = re.compile(r"([A-Za-z0-9._-]+|\[[^\]]*\]):[0-9]*")
+
+
+def _allowed_host_findings(hosts: Sequence[str]) -> Iterator[Finding]:
+    """Each entry is "*" or a bare host name / IP address: what the Host header holds, minus the port."""
+    for index, host in enumerate(hosts):
+        at: ConfigPath = ("server", "allowed_hosts", index)
+        if host == "*" or _HOST_NAME.fullmatch(host):
+            continue
+        if "://" in host or "/" in host:
+            bare = urlsplit(host if "://" in host else "//" + host).hostname or "gateway.lan"
+            yield Finding(at, f"{show(host)} is a URL: give the host name alone, such as {show(bare)}")
+        elif _WITH_PORT.fullmatch(host):
+            name = host.rsplit(":", 1)[0]
+            yield Finding(at, f"{show(host)} has a port: give {show(name)} alone (it is accepted on any port)")
+        elif "*" in host:
+            yield Finding(at, f"{show(host)}: only \"*\" alone is a wildcard (any Host); list each name")
+        else:
+            yield Finding(at, f"{show(host)} is not a host name (letters, digits, '-' and '.') or an IP address")
 
 
 def _header_findings(header: str, at: ConfigPath) -> Iterator[Finding]:

@@ -6,6 +6,7 @@ tests/ is put on sys.path here, so test modules import the fakes as `from fakes 
 Fixtures:
 - `upstream_factory(name="anthropic", **options) -> FakeUpstream`, started, stopped at teardown;
 - `black_hole` -> a started `BlackHole`;
+- `raw_upstream_factory(answer=None) -> RawUpstream`, a lenient raw-socket upstream, started;
 - `gateway_factory(config_text=None, *, env=None, args=(), cwd=None, watch=False, home=None,
   command=None, startup_timeout=20.0) -> GatewayProcess`, stopped at teardown (SIGINT, then
   SIGKILL after 10 s), even when the test fails;
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     # use them do not pay for the imports.
     from fakes.gateway import GatewayProcess
     from fakes.inprocess import InProcessGateway
+    from fakes.raw import RawUpstream
     from fakes.sockets import BlackHole
     from fakes.upstream import FakeUpstream
 
@@ -73,6 +75,23 @@ def upstream_factory() -> Iterator[UpstreamFactory]:
 
     def factory(name: str = "anthropic", **options: Any) -> FakeUpstream:
         upstream = FakeUpstream(name, **options)
+        started.append(upstream)
+        return upstream.start()
+
+    yield factory
+    for upstream in reversed(started):
+        upstream.stop()
+
+
+@pytest.fixture
+def raw_upstream_factory() -> Iterator[Callable[..., RawUpstream]]:
+    """Start lenient raw-socket upstreams (`fakes.raw.RawUpstream(answer)`); all stopped at teardown."""
+    from fakes.raw import RawUpstream
+
+    started: list[RawUpstream] = []
+
+    def factory(answer: Any = None) -> RawUpstream:
+        upstream = RawUpstream(answer)
         started.append(upstream)
         return upstream.start()
 

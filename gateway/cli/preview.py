@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,13 +27,15 @@ from gateway.wire.headers import upstream_headers
 from gateway.wire.rewrite import rewrite
 from gateway.wire.signatures import SignatureStore
 from rules.model import KeySource, Route, Target
-from rules.redact import redact
+from rules.redact import looks_secret, redact
 
 __all__ = ["PreviewRequest", "load_request", "preview_lines"]
 
 DEFAULT_PATH = "/v1/messages?beta=true"
 DEFAULT_HEADERS = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
-_SECRET_HEADERS = frozenset({"x-api-key", "authorization", "x-gateway-key", "cookie"})
+_SECRET_HEADERS = frozenset({"x-api-key", "authorization", "proxy-authorization", "x-gateway-key", "cookie"})
+# Any other header whose name says it carries a credential (x-auth-token, x-goog-api-key...).
+_CREDENTIAL_NAME = re.compile(r"auth|cookie|token|secret|passw|credential|(?:^|[-_])(?:api[-_]?)?key$", re.IGNORECASE)
 _LONG_STRING = 160  # longer strings are shortened in the diff: the structure is what changes
 _NO_CREDENTIAL = Credential((), KeySource("client"), None)  # when none is available right now
 
@@ -87,10 +90,17 @@ def _json_lines(doc: Any) -> list[str]:
     return json.dumps(_shorten(doc), indent=2, ensure_ascii=False).splitlines()
 
 
+def _secret(name: str, value: str, secret_names: set[str]) -> bool:
+    """A credential by its name, by the provider's own extra headers, or by how the value looks."""
+    lower = name.lower()
+    return (lower in _SECRET_HEADERS or lower in secret_names or _CREDENTIAL_NAME.search(lower) is not None
+            or looks_secret(value))
+
+
 def _header_lines(headers: list[tuple[str, str]], secret_names: set[str]) -> list[str]:
     lines = []
     for name, value in headers:
-        shown = redact(value) if name.lower() in _SECRET_HEADERS or name.lower() in secret_names else value
+        shown = redact(value) if _secret(name, value, secret_names) else value
         lines.append(f"{name.lower()}: {shown}")
     return sorted(lines)
 

@@ -29,6 +29,9 @@ CANONICAL_TIERS = {
 }
 
 
+_HIDDEN = "the last reload failed; the message is in the gateway's log and in /health with a client key"
+
+
 def resolve_view(ruleset: RuleSet, model: str) -> dict[str, Any]:
     """Where one model name goes: route and targets."""
     route = ruleset.resolve(model)
@@ -65,7 +68,9 @@ def health_report(
     limits: Limits | None = None,
     quota: QuotaBook | None = None,
 ) -> dict[str, Any]:
-    """The /health document. ``details=False`` leaves out providers, routes, tiers and quota.
+    """The /health document. ``details=False`` leaves out providers, routes, tiers and quota, and
+    gives config errors and warnings by file and line only: their text names providers, variables
+    and values, which a caller without a client key on a LAN bind is not to read.
 
     ``quota``: per (provider, credential digest) what the latest answer said about the plan
     (``QuotaBook.snapshot``); ``gateway statusline`` reads ``provider`` and
@@ -87,14 +92,14 @@ def health_report(
             "sha256": source.sha256,
             "loaded_at": iso(current.loaded_at),
             "generation": current.generation,
-            "warnings": [w.render() for w in ruleset.warnings],
+            "warnings": [w.render() if details else f"{w.file}:{w.line}" for w in ruleset.warnings],
             "last_error": None
             if failure is None
             else {
-                "message": failure.message,
+                "message": failure.message if details else _HIDDEN,
                 "file": failure.file,
                 "line": failure.line,
-                "path": failure.path,
+                "path": failure.path if details else None,
                 "at": iso(failure.at),
             },
         },

@@ -156,17 +156,19 @@ class RequestLog:
         logger.handle(record)
 
 
-def log_refusal(client: str, method: str, path: str, reason: str, *, fmt: str = "text") -> None:
-    """One line for a request refused for its client key (``reason``: missing or invalid)."""
+def log_refusal(client: str, method: str, path: str, reason: str, *, fmt: str = "text", status: int = 401) -> None:
+    """One line for a request refused before routing: for its client key (401, ``reason``: missing
+    or invalid), or at the edge (``head``, ``host``, ``origin``, ``content_type``: server/edge.py)."""
     logger = logging.getLogger(LOGGER)
     if not logger.isEnabledFor(logging.WARNING):
         return
     if fmt == "json":
-        fields = {"event": "refused", "client": client, "method": method, "path": path, "status": 401, "reason": reason}
+        fields = {"event": "refused", "client": client, "method": method, "path": path, "status": status, "reason": reason}
         logger.warning("refused", extra={"fields": fields})
     else:
-        logger.warning("refused client=%s %s %s status=401 reason=%s_client_key",
-                       _quote(client or "-"), method, _quote(path), reason)
+        logger.warning("refused client=%s %s %s status=%d reason=%s",
+                       _quote(client or "-"), method, _quote(path), status,
+                       f"{reason}_client_key" if status == 401 else reason)
 
 
 class AfterResponse:

@@ -44,6 +44,9 @@ from rules.model import Provider, Route, RuleSet, Target
 
 __all__ = ["Answer", "CountTokens", "CountTokensCache", "cache_key", "estimate_answer", "fetch", "replay"]
 
+# A count_tokens answer is `{"input_tokens": N}`; anything far larger is not one (502, bounded memory).
+_ANSWER_LIMIT = 1024 * 1024
+
 
 class CountTokens:
     """count_tokens for one worker: the route's targets with their policies, identical calls shared."""
@@ -119,7 +122,7 @@ class CountTokens:
         upstream, headers, content = proxy.prepare(request, body, Target(counter), credential, path)
         try:
             response = await self.send(upstream, counter, headers, content)
-            data = await read_body(response)
+            data = await read_body(response, _ANSWER_LIMIT)
         except httpx.HTTPError as exc:
             failure = network_failure(exc, counter)
             exchange.attempts.append(Attempt(counter.name, body.model, failure.outcome, detail=failure.detail))
@@ -235,7 +238,7 @@ async def fetch(upstream: Upstream, request: httpx.Request) -> Answer:
     """Send ``request`` and read the whole answer (count_tokens answers are a few bytes)."""
     response = await upstream.send(request)
     try:
-        content = await read_body(response)
+        content = await read_body(response, _ANSWER_LIMIT)
     finally:
         await response.aclose()
     return Answer(response.status_code, tuple(response.headers.multi_items()), content)

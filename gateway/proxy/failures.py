@@ -19,6 +19,7 @@ from gateway.errors import (
     UpstreamUnreachable,
 )
 from gateway.proxy.exchange import Exchange
+from gateway.upstream.transport import AnswerTooLarge
 from rules.model import Provider
 
 __all__ = ["AttemptFailed", "FellBack", "UpstreamAnswer", "combined", "network_failure"]
@@ -43,6 +44,8 @@ class AttemptFailed(Exception):
         """What the client gets when no other target takes the request."""
         if self.outcome == "timeout":
             return UpstreamTimeout(f"provider '{self.provider}' timed out: {self.detail}")
+        if self.outcome == "too_large":
+            return UpstreamUnreachable(f"provider '{self.provider}' answered too much: {self.detail}")
         return UpstreamUnreachable(f"provider '{self.provider}' is unreachable: {self.detail}")
 
 
@@ -63,6 +66,8 @@ def network_failure(exc: Exception, provider: Provider) -> AttemptFailed:
     cause = exc.__cause__
     where = provider.base_url
     name = provider.name
+    if isinstance(exc, AnswerTooLarge):
+        return AttemptFailed("too_large", f"{where} {exc}", name)
     if isinstance(exc, httpx.ConnectError):
         if isinstance(cause, aiohttp.ClientConnectorDNSError):
             reason = f"cannot resolve host {cause.host!r}"

@@ -47,6 +47,10 @@ from rules.model import Provider, Route, Target
 
 __all__ = ["Endpoint", "Proxy"]
 
+# A non-streaming answer is read whole (to fall back on a broken read, and to count its usage);
+# a Messages answer is at most ~1 MB (128k output tokens), so beyond this one is refused, 502.
+_ANSWER_LIMIT = 16 * 1024 * 1024
+
 
 class Endpoint(Protocol):
     """What an endpoint other than /v1/messages changes along the route."""
@@ -225,13 +229,14 @@ class Proxy:
             if answer[0] in route.fallback_on and can_fall_back:
                 raise FellBack(answer)
             return respond(answer, exchange)
-        if is_event_stream(response):
+        # Also relayed as it arrives: what the client asked as a stream, whatever its label says.
+        if is_event_stream(response) or (status < 300 and body.stream):
             exchange.attempts.append(Attempt(name, model, "ok", status))
             await relay_stream(request, response, provider, exchange, self.signatures)
             return None
         # The whole answer is read before the client sees a byte: a failure here may still fall back.
         try:
-            data = await read_body(response)
+            data = await read_body(response, _ANSWER_LIMIT)
         except httpx.HTTPError as exc:
             failure = network_failure(exc, provider)
             exchange.attempts.append(Attempt(name, model, failure.outcome, detail=failure.detail))

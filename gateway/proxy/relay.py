@@ -8,6 +8,11 @@ never a silent cut. When the client goes away, Sanic cancels the handler task an
 
 Every answer names who gave it: ``x-gateway-route``, ``x-gateway-provider`` and
 ``x-gateway-model`` (the upstream model), added to the headers built here (``add_provenance``).
+
+An upstream that compresses although the gateway asked for ``identity`` gets its bytes passed on
+as sent, with their ``content-encoding``: the client decodes them. The observers do not read
+compressed bytes (that request's usage is unknown), and a broken compressed stream ends without
+the gateway's ``error`` event, which would corrupt it.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ __all__ = [
     "PROVIDER_HEADER",
     "ROUTE_HEADER",
     "add_provenance",
+    "is_encoded",
     "is_event_stream",
     "relay_stream",
     "whole_answer",
@@ -63,6 +69,12 @@ def is_event_stream(response: httpx.Response) -> bool:
     return content_type.startswith("text/event-stream")
 
 
+def is_encoded(response: httpx.Response) -> bool:
+    """True when the body is compressed (a content-encoding other than identity)."""
+    encoding: str = response.headers.get("content-encoding", "")
+    return bool(encoding) and encoding.lower() != "identity"
+
+
 def whole_answer(
     response: httpx.Response, data: bytes, provider: Provider, exchange: Exchange, signatures: SignatureStore
 ) -> HTTPResponse:
@@ -70,7 +82,7 @@ def whole_answer(
     status = response.status_code
     exchange.status = status
     exchange.ttfb = time.perf_counter() - exchange.started
-    if status < 300 and exchange.endpoint == "messages":
+    if status < 300 and exchange.endpoint == "messages" and not is_encoded(response):
         name = provider.name
         seen = observe_message(data, lambda sig: signatures.record(sig, name))
         exchange.input_tokens, exchange.output_tokens = seen.input_tokens, seen.output_tokens
@@ -92,6 +104,7 @@ async def relay_stream(
     name = provider.name
     record = signatures.record
     observer = StreamObserver(lambda sig: record(sig, name))
+    encoded = is_encoded(response)
     exchange.status = response.status_code
     exchange.stream = True
     error: str | None = None
@@ -107,7 +120,8 @@ async def relay_stream(
                 if first:
                     exchange.ttfb = time.perf_counter() - exchange.started
                     first = False
-                observer.feed(chunk)
+                if not encoded:
+                    observer.feed(chunk)
         except httpx.HTTPError as exc:
             error = network_failure(exc, provider).detail
     finally:
@@ -116,10 +130,14 @@ async def relay_stream(
     exchange.input_tokens, exchange.output_tokens = observer.input_tokens, observer.output_tokens
     exchange.cache_read_tokens = observer.cache_read_tokens
     exchange.cache_creation_tokens = observer.cache_creation_tokens
-    if error is None and response.status_code == 200 and not (observer.saw_message_stop or observer.saw_error):
+    # Event-stream bytes the gateway can read: labelled so, or a message_start seen (a stream the
+    # upstream labelled as something else). Only into those does an error event of ours go.
+    readable = not encoded and (is_event_stream(response) or observer.input_tokens is not None)
+    if error is None and readable and response.status_code == 200 and not (observer.saw_message_stop or observer.saw_error):
         error = "the stream ended before message_stop"
     if error is not None:
         exchange.error = error
+    if error is not None and readable:
         if not observer.at_boundary:
             await out.send(b"\n\n")  # end the partial event so ours parses on its own
         await out.send(sse_error_event("api_error", f"provider '{name}' broke off the stream: {error}"))

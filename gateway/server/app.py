@@ -38,6 +38,8 @@ from gateway.reload.live import LiveConfig, LoadedConfig
 from gateway.reload.watcher import ConfigWatch
 from gateway.server import dashboard, endpoints
 from gateway.server.access import AccessControl
+from gateway.server.edge import Edge, edge_middleware, head_refusal
+from gateway.server.request import GatewayRequest
 from gateway.server.runtime import Runtime
 from gateway.settings import WorkerSettings, is_loopback, response_timeout
 from gateway.upstream.client import Upstream
@@ -95,6 +97,9 @@ def _describe(request: Request, exc: Exception) -> tuple[int, str, str, bool]:
         return errors.MethodNotAllowed.status, errors.MethodNotAllowed.error_type, (
             f"method {request.method} is not allowed on {request.path}"
         ), errors.MethodNotAllowed.retryable
+    refused_head = head_refusal(request, exc)  # 400, 414, 431 for a head Sanic's parser refused
+    if refused_head is not None:
+        return (*refused_head, False)  # the same head fails the same way again
     if isinstance(exc, PayloadTooLarge):
         limit = request.app.config.REQUEST_MAX_SIZE / (1024 * 1024)
         return errors.RequestTooLarge.status, errors.RequestTooLarge.error_type, (
@@ -148,6 +153,8 @@ def _client_keys(request: Request) -> HTTPResponse | None:
     /health is always served, but on a LAN bind without the providers, routes and tiers for a
     caller without a valid key.
     """
+    if not request.head:
+        return None  # Sanic's own refusal of a head it could not parse (400, 414, 431) stands
     ctx = request.app.ctx
     gate: AccessControl = ctx.access
     headers = request.headers
@@ -179,7 +186,7 @@ def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None, *, name
     setup_logging(settings.log_level, settings.log_format, settings.log_file)
     if ruleset is None:
         ruleset = load_discovered(settings.discovery, os.environ)
-    app = Sanic(name, error_handler=AnthropicErrors(), configure_logging=False)
+    app = Sanic(name, error_handler=AnthropicErrors(), configure_logging=False, request_class=GatewayRequest)
     app.config.ACCESS_LOG = False
     app.config.MOTD = False
     app.config.NOISY_EXCEPTIONS = False
@@ -200,7 +207,8 @@ def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None, *, name
     for path in dashboard.ASSETS:
         app.add_route(dashboard.page, path, methods=["GET"], name=f"dashboard{path.replace('/', '_').replace('.', '_')}")
     app.add_route(dashboard.data, "/dashboard.json", methods=["GET"])
-    # Client keys (every path but /health) and the trimmed /health of a LAN bind.
+    # The edge checks, then client keys (every path but /health) and the trimmed /health of a LAN bind.
+    app.register_middleware(edge_middleware, "request")
     app.register_middleware(_client_keys, "request")
 
     @app.before_server_start
@@ -210,6 +218,7 @@ def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None, *, name
         )
         runtime = Runtime(LiveConfig(app.ctx.initial, settings.discovery.reason), Upstream(transport))
         app.ctx.runtime = runtime
+        app.ctx.edge = Edge(runtime.live, settings.host)
         app.ctx.access = AccessControl(
             runtime.live, os.environ, loopback=is_loopback(settings.host), log_format=settings.log_format
         )

@@ -6,8 +6,8 @@ from anywhere else and no CORS is involved (the Content-Security-Policy allows o
 
 Who may see it (``refusal``):
 
-- a loopback client (this machine), with no key, when it names the gateway by an IP address
-  or ``localhost`` in ``Host``: another name would be a web page's DNS rebinding trick;
+- a loopback client (this machine), with no key (a web page's DNS rebinding trick, a ``Host``
+  the gateway does not answer to, was refused at the edge: ``gateway.server.edge``);
 - with ``client_keys``, any client presenting a key: HTTP Basic with the key as the password
   (a browser asks for it), ``x-gateway-key``, or ``Authorization: Bearer``; else 401;
 - without ``client_keys`` on a LAN bind, no other machine (403): no key exists that could let
@@ -77,21 +77,6 @@ def _loopback_ip(ip: str) -> bool:
     return bool((mapped or address).is_loopback)
 
 
-def _safe_host(host: str | None) -> bool:
-    """``Host`` names the gateway by an IP address or localhost: no DNS name a page could rebind."""
-    if not host:
-        return False
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    name = name.strip("[]").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
-
-
 def _presented_key(request: Request) -> str | None:
     """The key as x-gateway-key, the password of HTTP Basic, or a Bearer token."""
     headers = request.headers
@@ -132,13 +117,9 @@ def refusal(request: Request) -> HTTPResponse | None:
     headers = request.headers
     proxied = accepted.required and any(name in headers for name in _FORWARDED)
     if _loopback_ip(request.ip) and not proxied:
-        if _safe_host(headers.get("host")):
-            return None
-        port = request.app.ctx.settings.port
-        return _refuse(request, 403, (
-            f"open the dashboard as http://127.0.0.1:{port}/ or http://localhost:{port}/: without a key it "
-            "answers only an address or localhost in Host, so that no web page can reach it by DNS rebinding"
-        ))
+        # A web page's DNS rebinding never gets here: the edge (server/edge.py) answered its
+        # Host with 403 already.
+        return None
     if not accepted.required:
         return _refuse(request, 403, (
             "the dashboard answers this machine only: this gateway has no server.client_keys, so no key "

@@ -119,6 +119,12 @@ class OAuthFileCache:
         token = oauth.get("accessToken") if isinstance(oauth, dict) else None
         if not isinstance(token, str) or not token:
             return KeyUnavailable(f"{path} holds no claudeAiOauth.accessToken (run `claude` to log in)")
+        if not token.isprintable():
+            # It could not go in a header (the request would fail as if the provider were down).
+            return KeyUnavailable(
+                f"the Claude login in {path} is damaged: its access token holds a control character "
+                "(run `claude` to log in again)"
+            )
         expires = oauth.get("expiresAt") if isinstance(oauth, dict) else None
         return OAuthToken(token, int(expires) if isinstance(expires, (int, float)) else None)
 
@@ -156,8 +162,15 @@ class CredentialResolver:
             secret = self.env.get(source.ref)
             if not secret:
                 raise KeyUnavailable(f"environment variable {source.ref} is not set")
+            if not secret.isprintable():
+                raise KeyUnavailable(
+                    f"environment variable {source.ref} holds a control character (a line break copied "
+                    "with the key?): set it again without it"
+                )
             return Credential(_in_form(secret, provider.auth or "x-api-key"), source, False)
         if source.kind == "value":
+            if not source.ref.isprintable():
+                raise KeyUnavailable("the key written in routes.toml holds a control character: write it again without it")
             return Credential(_in_form(source.ref, provider.auth or "x-api-key"), source, False)
         if source.kind == "oauth_file":
             path = oauth_path(source, self.env)

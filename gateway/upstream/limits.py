@@ -45,7 +45,12 @@ class ProviderLimit:
             if waiter.done() and not waiter.cancelled():
                 self.release()  # the slot arrived as we were cancelled: pass it on
             else:
-                self._waiters.remove(waiter)
+                # A release() between the cancel and this line may have taken the waiter off
+                # the queue already (it skips cancelled ones): removing it again would raise.
+                try:
+                    self._waiters.remove(waiter)
+                except ValueError:
+                    pass
             raise
 
     def release(self) -> None:

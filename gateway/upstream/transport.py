@@ -29,12 +29,21 @@ import aiohttp
 import httpx
 from yarl import URL
 
-__all__ = ["HEADERS_EXTENSION", "AiohttpTransport", "read_body"]
+__all__ = ["HEADERS_EXTENSION", "AiohttpTransport", "AnswerTooLarge", "read_body"]
 
 # An httpx.Request extension: the header list exactly as the gateway built it, so aiohttp gets
 # it without a round trip through httpx's byte-encoded, normalised copy.
 HEADERS_EXTENSION = "gateway.headers"
 _CACHE_LIMIT = 1024
+
+
+class AnswerTooLarge(httpx.TransportError):
+    """An answer read whole that is larger than the caller's limit (the connection is then closed)."""
+
+    def __init__(self, limit: int, declared: int | None = None) -> None:
+        said = f"declared {declared:,} bytes" if declared is not None else f"sent more than {limit:,} bytes"
+        super().__init__(f"{said}; a non-streaming answer is read whole, up to {limit // (1024 * 1024)} MiB")
+        self.limit = limit
 
 
 class _Body(httpx.AsyncByteStream):
@@ -52,10 +61,23 @@ class _Body(httpx.AsyncByteStream):
         except Exception as exc:
             raise _mapped(exc) from exc
 
-    async def read_all(self) -> bytes:
-        """The whole body in one call (no async iteration machinery)."""
+    async def read_all(self, limit: int | None = None) -> bytes:
+        """The whole body in one call (no async iteration machinery); AnswerTooLarge beyond ``limit``."""
+        response = self._response
         try:
-            return await self._response.read()
+            length = response.content_length
+            if limit is None or (length is not None and length <= limit):
+                return await response.read()  # aiohttp reads no more than the declared length
+            if length is not None:
+                raise AnswerTooLarge(limit, length)
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.content.iter_any():
+                size += len(chunk)
+                if size > limit:
+                    raise AnswerTooLarge(limit)
+                chunks.append(chunk)
+            return b"".join(chunks)
         except Exception as exc:
             raise _mapped(exc) from exc
 
@@ -190,10 +212,16 @@ def _env_proxy(url: URL) -> str | None:
     return proxy
 
 
-async def read_body(response: httpx.Response) -> bytes:
-    """The whole raw body of an answer from any transport (one read for ours)."""
+async def read_body(response: httpx.Response, limit: int | None = None) -> bytes:
+    """The whole raw body of an answer from any transport (one read for ours); AnswerTooLarge beyond ``limit``."""
     stream = response.stream
     if isinstance(stream, _Body):
-        return await stream.read_all()
-    chunks = [chunk async for chunk in response.aiter_raw()]
+        return await stream.read_all(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_raw():
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise AnswerTooLarge(limit)
+        chunks.append(chunk)
     return b"".join(chunks)

@@ -8,6 +8,10 @@ the client's again only when the key source is ``client``). The gateway key neve
 
 Downstream: the upstream's status and body go back with the headers a client needs
 (content-type, request-id, retry-after, anthropic-ratelimit-*, ...), never hop-by-hop ones.
+
+In both directions the headers a ``Connection`` header names are hop-by-hop too (RFC 9110
+7.6.1): they were meant for this hop only. ``Connection: keep-alive`` (what clients send) names
+none beyond the fixed list, so the usual request pays one comparison for it.
 """
 
 from __future__ import annotations
@@ -53,12 +57,23 @@ USER_AGENT = f"claude-gateway/{__version__}"
 
 _NOT_FORWARDED_DOWN = _HOP_BY_HOP | {
     "content-length",  # the server sets it for the body it sends
-    "content-encoding",  # we ask for identity; never claim an encoding we did not keep
+    # content-encoding goes through: an upstream that compressed despite identity sends the
+    # bytes as they came, with the header that says how to read them (proxy/relay.py).
     "server",
     "date",
     "alt-svc",
     "set-cookie",
 }
+
+
+_PLAIN_CONNECTION = frozenset({"keep-alive", "close"})
+
+
+def _named(value: str, fixed: frozenset[str]) -> frozenset[str]:
+    """The header names a Connection value lists, beyond those dropped anyway."""
+    if value.lower() in _PLAIN_CONNECTION:
+        return frozenset()
+    return frozenset(n.strip().lower() for n in value.split(",")) - fixed
 
 
 def upstream_headers(
@@ -72,6 +87,7 @@ def upstream_headers(
     # The provider's own `headers` replace the client's of the same name (e.g. user-agent).
     replaced = provider.header_names
     user_agent = "user-agent" in replaced
+    hop: frozenset[str] = frozenset()
     for name, value in client_headers:
         lower = name.lower()
         if lower == "anthropic-beta":
@@ -79,6 +95,12 @@ def upstream_headers(
         elif lower not in _NOT_FORWARDED_UP and lower not in replaced:
             out.append((lower, value))
             user_agent = user_agent or lower == "user-agent"
+        elif lower == "connection":
+            hop |= _named(value, _HOP_BY_HOP)
+    if hop:
+        out = [(k, v) for k, v in out if k not in hop]
+        betas = [] if "anthropic-beta" in hop else betas
+        user_agent = "user-agent" in replaced or any(k == "user-agent" for k, _ in out)
     beta = provider.betas.apply(",".join(betas) if betas else None)
     if credential.oauth_beta is not None:
         values = [b.strip() for b in beta.split(",")] if beta else []
@@ -98,4 +120,14 @@ def upstream_headers(
 
 def downstream_headers(upstream: Iterable[tuple[str, str]]) -> dict[str, str]:
     """The upstream response headers worth giving the client (request-id, retry-after, ratelimits...)."""
-    return {k: v for k, v in upstream if k.lower() not in _NOT_FORWARDED_DOWN}
+    out: dict[str, str] = {}
+    hop: frozenset[str] = frozenset()
+    for name, value in upstream:
+        lower = name.lower()
+        if lower not in _NOT_FORWARDED_DOWN:
+            out[name] = value
+        elif lower == "connection":
+            hop |= _named(value, _NOT_FORWARDED_DOWN)
+    if hop:
+        out = {k: v for k, v in out.items() if k.lower() not in hop}
+    return out

@@ -4,6 +4,12 @@ The observer never holds bytes back: the proxy sends a chunk to the client first
 feeds it here. It keeps only the unfinished tail of the current event, and parses JSON only
 for the few events that matter (usage, thinking signatures), found by a substring test, so
 text deltas cost a couple of ``in`` checks per chunk.
+
+Linear in the bytes whatever the chunking: a chunk is searched for the end of an event once
+(never the tail it joins again), and an event longer than ``_EVENT_LIMIT`` is no event worth
+reading (usage and signatures are small), so its bytes are dropped as they come and it is
+skipped to its end. Before, an event with no blank line was searched again from its start at
+each chunk: 12 MB took 0.9 s, 48 MB 28 s.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from typing import Any
 import orjson
 
 __all__ = ["StreamObserver", "observe_message"]
+
+_EVENT_LIMIT = 1 << 20  # bytes of one unfinished event kept; beyond, the event is skipped
 
 
 def _interesting(data: bytes) -> bool:
@@ -27,6 +35,7 @@ class StreamObserver:
 
     __slots__ = (
         "_tail",
+        "_skipping",
         "_pending",
         "on_signature",
         "input_tokens",
@@ -39,7 +48,8 @@ class StreamObserver:
     )
 
     def __init__(self, on_signature: Callable[[str], None] | None = None) -> None:
-        self._tail = b""
+        self._tail = bytearray()
+        self._skipping = False  # inside an event too long to read: drop bytes to its end
         self._pending: dict[int, str] = {}  # block index -> signature being streamed
         self.on_signature = on_signature
         self.input_tokens: int | None = None
@@ -53,17 +63,39 @@ class StreamObserver:
     @property
     def at_boundary(self) -> bool:
         """True when everything seen so far ends on a complete event."""
-        return not self._tail
+        return not self._tail and not self._skipping
 
     def feed(self, chunk: bytes) -> None:
-        data = self._tail + chunk if self._tail else chunk
-        if b"\r" in data:
-            data = data.replace(b"\r\n", b"\n")
-        end = data.rfind(b"\n\n")
-        if end < 0:
-            self._tail = data
-            return
-        complete, self._tail = data[: end + 2], data[end + 2 :]
+        tail = self._tail
+        if b"\r" in chunk or (tail and tail[-1] == 13):
+            if tail and tail[-1] == 13:
+                del tail[-1]  # a CRLF split between two chunks is normalised whole
+                chunk = b"\r" + chunk
+            chunk = chunk.replace(b"\r\n", b"\n")
+        if not tail:
+            end = chunk.rfind(b"\n\n")
+            if end < 0:
+                tail += chunk
+                self._limit()
+                return
+            if end + 2 == len(chunk):
+                complete = chunk  # the usual chunk: whole events, nothing left over
+            else:
+                complete = chunk[: end + 2]
+                tail += memoryview(chunk)[end + 2 :]
+        else:
+            start = len(tail) - 1  # a blank line may begin with the tail's last byte
+            tail += chunk
+            end = tail.rfind(b"\n\n", start)
+            if end < 0:
+                self._limit()
+                return
+            complete = bytes(tail[: end + 2])
+            del tail[: end + 2]
+        if self._skipping:
+            complete = complete[complete.find(b"\n\n") + 2 :]  # the rest of the skipped event
+            self._skipping = False
+        # Whole events from here: the facts the few interesting ones carry.
         if b"message_stop" in complete:
             self.saw_message_stop = True
         # A thinking block's signature is complete at its content_block_stop.
@@ -90,6 +122,12 @@ class StreamObserver:
             return
         if isinstance(doc, dict):
             self._message_event(doc)
+
+    def _limit(self) -> None:
+        """An unfinished event beyond the limit: keep its last byte only (a blank line may follow)."""
+        if len(self._tail) > _EVENT_LIMIT:
+            del self._tail[:-1]
+            self._skipping = True
 
     def _message_event(self, doc: dict[str, Any]) -> None:
         kind = doc.get("type")

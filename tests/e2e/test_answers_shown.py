@@ -140,7 +140,8 @@ def test_a_doubled_v1_is_a_400_that_says_which_base_url_to_set(setup: Setup) -> 
 def test_refused_requests_are_not_retried(
     setup: Setup, method: str, path: str, body: bytes | None, status: int, kind: str, fragment: str
 ) -> None:
-    response = setup.gateway.request(method, path, content=body, headers={"x-api-key": CLIENT_KEY})
+    headers = {"x-api-key": CLIENT_KEY, "content-type": "application/json"}  # as every client sends
+    response = setup.gateway.request(method, path, content=body, headers=headers)
     got = _error(response)
     assert got[:2] == (status, kind) and fragment in got[2], got
     assert response.headers["x-should-retry"] == "false"

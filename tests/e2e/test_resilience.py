@@ -63,6 +63,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                 "dead": {"base_url": dead, "key": {"client": True}},
                 "hole": {"base_url": hole.url, "key": {"client": True}, "timeout_s": 1},
                 "limited": {"base_url": limited.url, "key": {"client": True}, "max_concurrent": 1, "max_queue": 0},
+                "queued": {"base_url": limited.url, "key": {"client": True}, "max_concurrent": 1, "max_queue": 8},
             },
             routes=[
                 {"name": "fb", "match": "fb-*", "to": [{"provider": "primary"}, {"provider": "secondary"}]},
@@ -71,6 +72,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                 {"name": "hole", "match": "hole-*", "to": [{"provider": "hole"}, {"provider": "secondary"}]},
                 {"name": "nothing", "match": "nothing-*", "to": [{"provider": "dead"}, {"provider": "hole"}]},
                 {"name": "lim", "match": "lim-*", "to": "limited"},
+                {"name": "queue", "match": "q-*", "to": "queued"},
                 {"name": "lim2", "match": "lim2-*", "to": [{"provider": "limited"}, {"provider": "secondary"}]},
                 {"name": "teapot", "match": "teapot-*", "to": [{"provider": "primary"}, {"provider": "secondary"}], "fallback_on": [418]},
             ],
@@ -242,7 +244,7 @@ def _raw_request(setup: Setup, model: str, stream: bool) -> socket.socket:
     ).encode()
     sock = socket.create_connection(("127.0.0.1", setup.gateway.port))
     sock.sendall(
-        b"POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        b"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
         + f"x-api-key: {_fresh_key()}\r\ncontent-length: {len(body)}\r\n\r\n".encode()
         + body
     )
@@ -290,6 +292,27 @@ def test_max_concurrent_beyond_the_queue_is_529_or_the_next_target(setup: Setup)
     finally:
         holder.join()
     assert setup.post("lim-3").status_code == 200  # the slot came back
+
+
+def test_queued_requests_whose_clients_leave_end_as_quiet_499s(setup: Setup) -> None:
+    earlier = len(setup.gateway.logs())  # the module's gateway: only this test's lines count
+    setup.limited.enqueue(Hang())
+    holder = _raw_request(setup, "q-hold", stream=False)
+    setup.limited.wait_for(1)
+    queued = [_raw_request(setup, f"q-{n}", stream=False) for n in range(6)]
+    deadline = time.monotonic() + 10
+    while setup.gateway.health()["resilience"]["concurrency"].get("queued", {}).get("waiting") != 6:
+        assert time.monotonic() < deadline, "the requests never queued"
+    # Everyone leaves at once, the request in flight too: its slot is released between the
+    # queued requests' cancellation and their cleanup (a waiter already off the queue).
+    for sock in (holder, *queued):
+        sock.close()
+    deadline = time.monotonic() + 10
+    while setup.gateway.logs()[earlier:].count("status=499") < 7:
+        assert time.monotonic() < deadline, setup.gateway.logs()[-3000:]
+    logs = setup.gateway.logs()[earlier:]
+    assert "status=500" not in logs and "internal error" not in logs and "Traceback" not in logs
+    assert setup.post("q-after").status_code == 200  # and no slot leaked
 
 
 # --- the fallback profile -----------------------------------------------------------------

@@ -26,6 +26,7 @@ ZAI_KEY = "zai-secret-key-0123456789"
 LITERAL_KEY = "sk-literal-value-key-abcdef"
 OAUTH_TOKEN = "sk-ant-oat01-oauth-token-xyz-9876"
 CLIENT_KEY = "sk-ant-client-key-000111222"
+JSON_HEADERS = {"x-api-key": CLIENT_KEY, "content-type": "application/json"}
 
 
 class Setup:
@@ -213,6 +214,23 @@ def test_oauth_file_change_is_picked_up_without_restart(setup: Setup) -> None:
         write_claude_credentials(setup.home, OAUTH_TOKEN, expires_at_ms=int((time.time() + 3600) * 1000))
 
 
+def test_a_damaged_oauth_token_is_a_401_that_says_so_and_costs_the_provider_nothing(setup: Setup) -> None:
+    # A control character could never go in a header: before, the request failed as "unreachable" (502).
+    write_claude_credentials(setup.home, "sk-ant-oat01-damaged\r\nx-evil: 1", expires_at_ms=int((time.time() + 3600) * 1000))
+    try:
+        for _ in range(3):
+            with pytest.raises(anthropic.AuthenticationError) as info:
+                setup.client().messages.create(model="oauth-1", max_tokens=8, messages=[{"role": "user", "content": "x"}])
+            message = info.value.body["error"]["message"]  # type: ignore[index]
+            assert "is damaged: its access token holds a control character (run `claude` to log in again)" in message
+            assert "sk-ant-oat01-damaged" not in message
+        assert setup.anthropic.requests == []
+        resilience = setup.gateway.health()["resilience"]
+        assert "oauth" not in json.dumps(resilience)  # no cooldown, no circuit: not the provider's fault
+    finally:
+        write_claude_credentials(setup.home, OAUTH_TOKEN, expires_at_ms=int((time.time() + 3600) * 1000))
+
+
 def test_chain_uses_client_credentials_first_then_the_oauth_file(setup: Setup) -> None:
     setup.client(api_key=None, auth_token="client-bearer-token-123").messages.create(
         model="chain-1", max_tokens=8, messages=[{"role": "user", "content": "x"}]
@@ -317,7 +335,7 @@ def test_upstream_400_passes_through_to_the_sdk(setup: Setup) -> None:
     ],
 )
 def test_gateway_errors_are_anthropic_shaped(setup: Setup, body: bytes, status: int, kind: str, fragment: str) -> None:
-    response = setup.gateway.request("POST", "/v1/messages", content=body, headers={"x-api-key": CLIENT_KEY})
+    response = setup.gateway.request("POST", "/v1/messages", content=body, headers=JSON_HEADERS)
     assert _error(response)[:2] == (status, kind)
     assert fragment in _error(response)[2]
     assert "Traceback" not in response.text
@@ -330,7 +348,7 @@ def test_unknown_path_and_method_are_anthropic_shaped(setup: Setup) -> None:
 
 def test_body_over_the_limit_is_413(setup: Setup) -> None:
     big = b'{"model": "claude-sonnet-5-5", "pad": "' + b"x" * (33 * 1024 * 1024) + b'"}'
-    response = setup.gateway.request("POST", "/v1/messages", content=big, headers={"x-api-key": CLIENT_KEY})
+    response = setup.gateway.request("POST", "/v1/messages", content=big, headers=JSON_HEADERS)
     status, kind, message = _error(response)
     assert (status, kind) == (413, "request_too_large")
     assert "32 MiB" in message

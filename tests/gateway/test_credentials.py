@@ -129,3 +129,19 @@ def test_availability_of_a_keyless_provider_says_nothing_is_sent() -> None:
     assert CredentialResolver({}).availability(keyless) == [
         {"source": "none", "available": True, "detail": "no credential is sent (preset ollama)"}
     ]
+
+
+@pytest.mark.parametrize("damage", ["\r\nx-evil: 1", "\n", "\x00", "\x7f"])
+def test_a_control_character_in_a_key_is_an_unavailable_key_not_a_broken_request(tmp_path: Path, damage: str) -> None:
+    creds = tmp_path / "c.json"
+    _write(creds, f"sk-ant-oat01-tok{damage}", (time.time() + 3600) * 1000)
+    resolver = CredentialResolver({"K": f"sk-env{damage}"})
+    with pytest.raises(AuthenticationFailed) as info:
+        resolver.resolve(_provider(KeySource("oauth_file", str(creds))), {})
+    assert "is damaged: its access token holds a control character (run `claude` to log in again)" in info.value.message
+    with pytest.raises(AuthenticationFailed) as info:
+        resolver.resolve(_provider(KeySource("env", "K")), {})
+    assert "environment variable K holds a control character" in info.value.message
+    with pytest.raises(AuthenticationFailed):
+        resolver.resolve(_provider(KeySource("value", f"sk-lit{damage}")), {})
+    assert "sk-ant-oat01-tok" not in info.value.message

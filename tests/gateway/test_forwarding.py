@@ -91,4 +91,22 @@ def test_downstream_keeps_what_clients_need() -> None:
         "request-id": "req_1",
         "retry-after": "30",
         "anthropic-ratelimit-requests-remaining": "0",
+        "content-encoding": "gzip",  # the bytes go as sent: the client needs to know how to read them
     }
+
+
+def test_headers_a_connection_header_names_stay_behind_both_ways() -> None:
+    # RFC 9110 7.6.1: what Connection names was meant for this hop only.
+    client = [("Connection", "keep-alive, X-Hop-Secret"), ("X-Hop-Secret", "v"), ("connection", "Anthropic-Beta"),
+              ("anthropic-beta", "a-1"), ("x-app", "cli")]
+    out = dict(upstream_headers(client, _provider(), ENV_KEY))
+    assert "x-hop-secret" not in out and "anthropic-beta" not in out and out["x-app"] == "cli"
+    assert out["user-agent"].startswith("claude-gateway/")  # still named, as before
+    answer = [("Content-Type", "application/json"), ("Connection", "close, X-Upstream-Hop"),
+              ("X-Upstream-Hop", "v"), ("request-id", "req_1")]
+    assert downstream_headers(answer) == {"Content-Type": "application/json", "request-id": "req_1"}
+
+
+def test_plain_connection_values_name_nothing() -> None:
+    client = [("Connection", "Keep-Alive"), ("x-app", "cli"), ("keep-alive", "timeout=5")]
+    assert dict(upstream_headers(client, _provider(), ENV_KEY))["x-app"] == "cli"

@@ -59,6 +59,24 @@ async def test_cancelled_waiter_leaves_the_queue_without_leaking_a_slot() -> Non
     assert gate.in_flight == 1
 
 
+async def test_a_release_between_a_cancel_and_its_cleanup_leaves_no_error_and_no_leak() -> None:
+    # The client of a queued request leaves (its task is cancelled: the waiter future at once,
+    # the task's cleanup a loop turn later) while the request in flight finishes in between:
+    # release() has already taken the cancelled waiter off the queue.
+    gate = ProviderLimit(limit=1, queue_limit=4)
+    await gate.acquire("p")
+    queued = [asyncio.create_task(gate.acquire("p")) for _ in range(3)]
+    await asyncio.sleep(0)
+    for task in queued[:2]:
+        task.cancel()
+    gate.release()  # before the cancelled tasks ran: pops both cancelled waiters, hands the slot on
+    results = await asyncio.gather(*queued, return_exceptions=True)
+    assert [type(r) for r in results] == [asyncio.CancelledError, asyncio.CancelledError, type(None)]
+    assert gate.in_flight == 1 and not gate._waiters
+    gate.release()
+    assert gate.in_flight == 0
+
+
 def test_limits_follow_config_changes() -> None:
     limits = Limits()
     base = Provider("p", "http://x", (KeySource("client"),), max_concurrent=2)

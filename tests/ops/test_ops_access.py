@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -142,12 +144,14 @@ def lan_upstreams(upstream_factory: Factory, *, client_keys: bool = True) -> tup
     return config, anthropic
 
 
-def lan_gateway(upstream_factory: Factory, gateway_factory: Factory, *, client_keys: bool = True) -> tuple[Any, Any]:
+def lan_gateway(upstream_factory: Factory, gateway_factory: Factory, *, client_keys: bool = True,
+                watch: bool = False) -> tuple[Any, Any]:
     config, anthropic = lan_upstreams(upstream_factory, client_keys=client_keys)
     gw = gateway_factory(
         config,
         env=LAN_ENV,
         args=["--host", "0.0.0.0"],  # after the fixture's --host 127.0.0.1: this one wins
+        watch=watch,
     )
     return gw, anthropic
 
@@ -201,6 +205,27 @@ def test_lan_health_hides_providers_from_callers_without_a_key(upstream_factory:
     assert "providers" not in anonymous and "routes" not in anonymous and "tiers" not in anonymous
     assert set(keyed["providers"]) == {"zai", "anthropic", "literal"}
     assert "routes" in keyed
+
+
+def test_lan_health_gives_a_reload_error_by_file_and_line_only_without_a_key(
+    upstream_factory: Factory, gateway_factory: Factory
+) -> None:
+    gw, _ = lan_gateway(upstream_factory, gateway_factory, watch=True)
+    assert gw.config_path is not None
+    broken = gw.config_path.read_text().replace('to = "anthropic"', 'to = "anthropicc"')
+    gw.write_config(broken + '\n[providers.typo]\nbase_url = "https://u:hunter2pass@example.com/?key=zz9secret"\nkey = "sk-ant-api03-pastedPASTEDpasted0123456789"\n')
+    deadline = time.monotonic() + 10
+    while (anonymous := gw.request("GET", "/health").json())["config"]["last_error"] is None:
+        assert time.monotonic() < deadline, "the reload error never reached /health"
+    keyed = gw.request("GET", "/health", headers={"x-gateway-key": CLIENT_KEY}).json()
+
+    error = anonymous["config"]["last_error"]
+    assert error["file"] == str(gw.config_path) and isinstance(error["line"], int) and error["path"] is None
+    assert "anthropicc" not in json.dumps(anonymous) and "typo" not in json.dumps(anonymous)
+    assert "reload failed" in error["message"]
+    assert "providers.typo.key" in keyed["config"]["last_error"]["message"]  # the full text, with a key
+    for text in (json.dumps(anonymous), json.dumps(keyed)):
+        assert "hunter2pass" not in text and "zz9secret" not in text and "pastedPASTED" not in text
 
 
 def test_lan_bind_without_client_keys_warns_prominently(upstream_factory: Factory, gateway_factory: Factory) -> None:

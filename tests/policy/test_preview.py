@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from gateway.cli.preview import load_request, preview_lines
+from gateway.cli.preview import _header_lines, load_request, preview_lines
 from policy.captured import CAPTURED, request_bytes
 from rules.loader import load_bytes
 
@@ -40,6 +41,25 @@ def test_secrets_are_redacted() -> None:
     assert ZAI_KEY not in text and "sk-ant-client-secret-9876" not in text
     assert "+x-api-key: zai...6789" in text
     assert "-x-api-key: sk-...9876" in text
+
+
+def test_every_credential_like_header_is_redacted() -> None:
+    capture = json.loads((CAPTURED / "cc_print_haiku_stream.json").read_text())
+    secrets = {
+        "Proxy-Authorization": "Basic dXNlcjpodW50ZXIycGFzc3dvcmQ=",
+        "X-Auth-Token": "plain-words-but-a-token-value",
+        "X-Goog-Api-Key": "AIzaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI",
+        "X-Custom": "sk-ant-api03-looks-like-a-key-0123456789",
+        "Cookie": "session=abcdef",
+    }
+    capture["headers"].update(secrets)
+    text = preview("all-zai.toml", "claude-haiku-5-5", json.dumps(capture).encode())
+    for value in secrets.values():
+        assert value not in text
+    assert "-proxy-authorization: Bas...cmQ=" in text and "-cookie: ***" in text  # what the diff shows
+    # Headers that go through unchanged are shown too when near a change: every line is redacted.
+    lines = _header_lines([(k, v) for k, v in secrets.items()] + [("x-app", "cli")], set())
+    assert "x-app: cli" in lines and not any(v in "\n".join(lines) for v in secrets.values())
 
 
 def test_a_bare_body_gets_default_path_and_headers_and_the_model_asked_for() -> None:

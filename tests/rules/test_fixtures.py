@@ -130,6 +130,7 @@ def test_valid(path: Path) -> None:
         "port": rules.server.port,
         "client_keys": keys(rules.server.client_keys),
         "max_body_mb": rules.server.max_body_mb,
+        "allowed_hosts": list(rules.server.allowed_hosts),
         "ledger": rules.server.ledger,
         "ledger_days": rules.server.ledger_days,
     }

@@ -29,6 +29,7 @@ host = "0.0.0.0"
 port = 8082
 client_keys = [{ env = "GATEWAY_CLIENT_KEY" }, { value = "a-literal-client-key-123456" }]
 max_body_mb = 8.5
+allowed_hosts = ["gateway.lan", "192.168.1.10", "fe80::1"]
 ledger = "~/usage ledger.db"
 ledger_days = 90
 
@@ -461,6 +462,7 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
                 port=st.integers(1, 65535),
                 client_keys=st.lists(st.one_of(_ENV.map(lambda n: {"env": n}), _TEXT.map(lambda v: {"value": v})), min_size=1, max_size=2),
                 max_body_mb=st.floats(min_value=0.01, max_value=1000),
+                allowed_hosts=st.lists(st.sampled_from(["*", "gateway.lan", "192.168.1.10", "fe80::1"]), max_size=2),
                 ledger=st.one_of(st.booleans(), _TEXT),
                 ledger_days=st.integers(1, 3650),
             ),
