@@ -29,11 +29,9 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 
 from gateway.timefmt import human, iso
-from gateway.upstream.quota import plan_reset
+from gateway.upstream.quota import parse_reset, plan_reset
 
 __all__ = [
     "CIRCUIT_BASE_S",
@@ -61,31 +59,6 @@ UNUSABLE_S = 3600.0  # an unusable credential is asked again after this (see the
 Listener = Callable[[str, str], None]
 
 
-def _parse_reset(value: str, now: float) -> float | None:
-    """A reset moment as epoch seconds, from seconds-from-now, epoch seconds, RFC 3339 or an HTTP date."""
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        pass
-    else:
-        if number < 0:
-            return None
-        return number if number > 1_000_000_000 else now + number
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
-
-
 def cooldown_until(headers: Mapping[str, str], now: float) -> tuple[float, str] | None:
     """When a rate-limited provider may be asked again, and which header said so.
 
@@ -101,14 +74,14 @@ def cooldown_until(headers: Mapping[str, str], now: float) -> tuple[float, str] 
         return min(plan[0], now + MAX_COOLDOWN_S), plan[1]
     retry_after = headers.get("retry-after")
     if retry_after is not None:
-        until = _parse_reset(retry_after, now)
+        until = parse_reset(retry_after, now)
         if until is not None and until > now:
             return min(until, now + MAX_COOLDOWN_S), f"retry-after: {retry_after.strip()}"
     best: tuple[float, str] | None = None
     for name, value in headers.items():
         lower = name.lower()
         if lower.startswith("anthropic-ratelimit-") and lower.endswith("-reset") and not _window_reset(lower):
-            until = _parse_reset(value, now)
+            until = parse_reset(value, now)
             if until is not None and until > now and (best is None or until > best[0]):
                 best = (until, f"{lower}: {value.strip()}")
     if best is None:

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
 from gateway.timefmt import human, iso
@@ -51,6 +52,7 @@ __all__ = [
     "QuotaListener",
     "Spill",
     "Window",
+    "parse_reset",
     "plan_reset",
     "quota_headers",
     "spill_thresholds",
@@ -165,7 +167,7 @@ class Quota:
                 if rest == "status":
                     self.status = value or None
                 elif rest == "reset":
-                    self.reset = _moment(value, self.updated)
+                    self.reset = parse_reset(value, self.updated)
                 elif rest == "representative-claim":
                     self.representative_claim = value or None
                 else:
@@ -182,7 +184,7 @@ class Quota:
         self.windows = {
             name: Window(
                 _number(fields.get("utilization")),
-                _moment(fields.get("reset"), self.updated),
+                parse_reset(fields.get("reset"), self.updated),
                 fields.get("status") or None,
                 _number(fields.get("surpassed-threshold")),
             )
@@ -190,7 +192,7 @@ class Quota:
         }
         self.limits = {
             kind: ApiLimit(_integer(fields.get("limit")), _integer(fields.get("remaining")),
-                           _moment(fields.get("reset"), self.updated))
+                           parse_reset(fields.get("reset"), self.updated))
             for kind, fields in limits.items()
         }
         return self
@@ -361,8 +363,10 @@ def _integer(value: str | None) -> int | None:
     return int(number) if number is not None else None
 
 
-def _moment(value: str | None, now: float) -> float | None:
-    """Epoch seconds from epoch seconds (unified), RFC 3339 (API keys) or seconds from ``now``."""
+def parse_reset(value: str | None, now: float) -> float | None:
+    """A reset moment as epoch seconds: epoch seconds (the unified headers), seconds from ``now``
+    (``retry-after``), RFC 3339 (the API-key headers) or an HTTP date; None for anything else."""
+    value = (value or "").strip()
     if not value:
         return None
     number = _number(value)
@@ -373,7 +377,10 @@ def _moment(value: str | None, now: float) -> float | None:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        return None
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.timestamp()
