@@ -39,12 +39,7 @@ BENCH_KEY = "bench-upstream-key"
 
 ROUTES_TOML = """\
 version = 1
-
-# The usage ledger stays on (its cost is part of what is measured), in the run's temporary
-# directory rather than the state directory of whoever runs the benchmark.
-[server]
-ledger = "ledger.db"
-
+{server}
 [providers.up]
 base_url = "http://127.0.0.1:{port}"
 key = {{ env = "BENCH_KEY" }}
@@ -172,6 +167,14 @@ class LoadGen:
         return result
 
 
+def _server_table(gateway: Path) -> str:
+    """The usage ledger stays on (its cost is part of what is measured), in the run's temporary
+    directory rather than the state directory of whoever runs the benchmark; a build from before
+    the ledger (an A/B's "before") has no such key and gets none."""
+    schema = subprocess.run([str(gateway), "schema"], capture_output=True, text=True, timeout=30).stdout
+    return '\n[server]\nledger = "ledger.db"\n' if '"ledger"' in schema else ""
+
+
 def start_target(
     target: str,
     workers: int,
@@ -189,7 +192,7 @@ def start_target(
         if not gateway.exists():
             gateway = Path(shutil.which("gateway") or "gateway")
         config = tmp / "routes.toml"
-        config.write_text(ROUTES_TOML.format(port=upstream_port))
+        config.write_text(ROUTES_TOML.format(port=upstream_port, server=_server_table(gateway)))
         argv = [str(gateway), "serve", "--config", str(config), "--port", str(port),
                 "--workers", str(workers)]
         # --no-watch keeps the file watcher out of the measurement; older builds lack the flag.
