@@ -23,7 +23,7 @@ from gateway.proxy.facts import conditional_route
 from gateway.server.catalog import get_model, list_models
 from gateway.server.runtime import Runtime
 from gateway.wire.body import parse_body
-from rules.conditions import RequestFacts
+from rules.conditions import REQUEST_CLASS_HEADER, RequestFacts
 
 __all__ = ["count_tokens", "health", "messages", "metrics", "model", "models", "session", "stats"]
 
@@ -33,6 +33,9 @@ def _runtime(request: Request) -> Runtime:
     return runtime
 
 
+
+
+_NO_HINTS = RequestFacts()
 
 
 def _path(request: Request) -> str:
@@ -49,15 +52,16 @@ async def _forward(request: Request, endpoint: str) -> HTTPResponse | None:
         os.urandom(8).hex(), endpoint, client=request.ip, session=session_digest(session) if session else None
     )
     request.ctx.exchange = exchange
-    # Once per request, for the rules (when some route reads them), the log and the ledger.
-    facts = RequestFacts.from_headers(headers)
     try:
         ruleset = runtime.live.current.ruleset  # once: this request's rules, to the end
         request.ctx.ruleset = ruleset
-        if ruleset.conditional or facts.request_class != "unknown":
-            # Recorded when it said something or decided something: a model-only config's
-            # requests without hint headers carry no class in their log lines.
-            exchange.request_class, exchange.agent_type = facts.request_class, facts.agent_type
+        # Claude Code's hint headers, read when a route asks or Claude Code sent them: for the
+        # rules, the log and the ledger (a model-only config without them pays one lookup).
+        facts = _NO_HINTS
+        if ruleset.conditional or REQUEST_CLASS_HEADER in headers:
+            facts = RequestFacts.from_headers(headers)
+            if ruleset.conditional or facts.request_class != "unknown":
+                exchange.request_class, exchange.agent_type = facts.request_class, facts.agent_type
         body = parse_body(request.body)
         exchange.model = body.model
         exchange.stream = body.stream

@@ -1,7 +1,8 @@
 """One finished ``Exchange`` as one ledger row (``store.COLUMNS`` order), and its notes in words.
 
-Built in the writer thread, not on the event loop: the listener only queues the Exchange,
-which nothing changes once the request has finished.
+Built by the listener on the event loop once the answer was sent (``writer.LedgerWriter``): a
+tuple of plain values that the garbage collector soon stops tracking, where a queued Exchange
+would be scanned by every collection until its batch is written.
 
 Notes say what happened on the way to the answer, one per target that did not give it,
 joined by ``"; "``::
