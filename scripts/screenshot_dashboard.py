@@ -32,10 +32,13 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tests" / "dashboard"))
+# The checkout first: tests/ has a gateway/ folder of its own (its tests), which an editable
+# install's import hook would otherwise lose to.
+sys.path.insert(0, str(REPO))
 
 from chromium_driver import CHROMIUM, Chromium  # noqa: E402
 
-from fakes import Error, FakeUpstream, Reply, closed_port  # noqa: E402
+from fakes import Error, FakeUpstream, Reply, closed_port, unified_headers  # noqa: E402
 from fakes.gateway import start_gateway  # noqa: E402
 from gateway.ops.ledger.store import COLUMNS, connect  # noqa: E402
 
@@ -117,7 +120,7 @@ def seed_history(path: Path, now: float) -> None:
     conn.close()
 
 
-def traffic(url: str, zai: FakeUpstream) -> None:
+def traffic(url: str, zai: FakeUpstream, anthropic: FakeUpstream) -> None:
     """Real requests through the gateway, as Claude Code sends them."""
     rng = random.Random(7)
     client = httpx.Client(base_url=url, timeout=30)
@@ -133,6 +136,12 @@ def traffic(url: str, zai: FakeUpstream) -> None:
         client.post("/v1/messages?beta=true", json=body, headers=headers).read()
 
     zai.set_default(Reply(input_tokens=rng.randint(800, 4000), output_tokens=rng.randint(100, 900)))
+    # A Claude login's answers say how much of the plan is used: the page draws its windows.
+    now = time.time()
+    anthropic.set_default(Reply(headers=unified_headers(
+        reset=now + 2 * 3600, claim="seven_day",
+        windows={"5h": (0.42, now + 2 * 3600 + 1200), "7d": (0.87, now + 2 * 86400 + 5 * 3600)},
+    )))
     for _ in range(6):
         send("claude-sonnet-5-5", "main")
         send("claude-haiku-5-5", "auxiliary", stream=False)
@@ -173,7 +182,7 @@ def main() -> int:
         config = CONFIG.format(ledger=ledger, anthropic=anthropic.url, zai=zai.url, ollama_port=closed_port())
         gw = start_gateway(config, workdir=work / "gw", env={"ZAI_API_KEY": ZAI_KEY})
         try:
-            traffic(gw.url, zai)
+            traffic(gw.url, zai, anthropic)
             asyncio.run(shoot(gw.url, args.output, args.width, work / "chromium"))
         finally:
             gw.stop()

@@ -42,8 +42,8 @@ def quota_view(health: Mapping[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(entry, Mapping):
             continue
         windows = entry.get("windows")
-        if not isinstance(windows, Mapping):
-            windows = {}
+        if not isinstance(windows, Mapping) or not windows:
+            continue  # an API key's limits (or nothing): no Claude plan to draw
         out.append({
             "provider": str(entry.get("provider", "")),
             "credential": entry.get("credential"),

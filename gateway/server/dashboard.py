@@ -150,7 +150,9 @@ async def data(request: Request) -> HTTPResponse:
     except ValueError:
         tz = 0
     tz = max(-14 * 60, min(14 * 60, tz)) // 15 * 15  # every real offset is whole quarter hours
-    health = health_report(runtime.live, runtime.credentials, runtime.health, os.environ, limits=runtime.limits)
+    health = health_report(
+        runtime.live, runtime.credentials, runtime.health, os.environ, limits=runtime.limits, quota=runtime.quota
+    )
     usage = await ledger.view(tz)
     doc = dashboard_document(health, runtime.live.current.ruleset, usage, ledger.status(), time.time())
     return json(doc, headers={**_HEADERS, "cache-control": "no-store"})

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from dashboard_support import CLIENT_API_KEY, ENV, GATEWAY_KEY, dashboard_config, lan_address, leaked
+
+from fakes import Reply, unified_headers
 
 Factory = Callable[..., Any]
 PATHS = ("/", "/dashboard.js", "/dashboard.css", "/dashboard.json")
@@ -47,6 +50,23 @@ def test_this_machine_gets_the_page_its_files_and_json_without_a_key(upstream_fa
     for path in ("/", "/dashboard.js", "/dashboard.css"):
         text = answers[path].text.replace('"http://www.w3.org/2000/svg"', "")  # SVG's namespace: a name, not a fetch
         assert re.findall(r"""["'`(]\s*(?:https?:)?//""", text) == [], path
+
+
+def test_the_plans_windows_an_answer_reported_reach_the_page(upstream_factory: Factory, gateway_factory: Factory) -> None:
+    now = time.time()
+    windows = {"5h": (0.42, now + 3600), "7d": (0.87, now + 86400)}
+    anthropic = upstream_factory("anthropic", api_key=CLIENT_API_KEY)
+    anthropic.set_default(Reply(headers=unified_headers(reset=now + 3600, claim="seven_day", windows=windows)))
+    gw = gateway_factory(dashboard_config(anthropic.url, anthropic.url), env=ENV)
+    gw.request("POST", "/v1/messages", json={"model": "claude-sonnet-5-5", "max_tokens": 8,
+                                             "messages": [{"role": "user", "content": "hi"}]},
+               headers={"x-api-key": CLIENT_API_KEY, "anthropic-version": "2023-06-01"})
+
+    doc = gw.request("GET", "/dashboard.json").json()
+    (entry,) = doc["quota"]
+    assert entry["provider"] == "anthropic"
+    assert {w["name"]: w["utilization"] for w in entry["windows"]} == {"5h": 0.42, "7d": 0.87}
+    assert leaked(gw.request("GET", "/dashboard.json").text) == []
 
 
 def test_a_host_other_than_an_address_or_localhost_is_refused(upstream_factory: Factory,

@@ -112,6 +112,13 @@ def test_quota_windows_become_bars_and_a_spilling_provider_says_so() -> None:
     assert "raw_headers" not in json.dumps(doc)
 
 
+def test_an_api_keys_limits_draw_no_plan() -> None:
+    api_key = {"provider": "zai", "credential": "env#0a4b", "status": None, "windows": {},
+               "limits": {"requests": {"limit": 50, "remaining": 49}}}
+    doc = build(health(quota=[*QUOTA, api_key]))
+    assert [entry["provider"] for entry in doc["quota"]] == ["anthropic"]
+
+
 def test_routes_carry_conditions_in_words_and_spill_at() -> None:
     routes = build(health())["routes"]
     assert routes[0]["when"] == "request_class subagent"
