@@ -76,6 +76,22 @@ def _values(**values: Value) -> Mapping[str, Value]:
 # anthropic answers it locally: count_tokens = "estimate" (assumed, for all of them).
 _ESTIMATE = "estimate"
 
+# Z.AI's policy, global and China endpoints alike (the same service).
+_ZAI_POLICY = _values(
+    # Documented by the public GLM issue tracker: a role "system" turn in messages[] gets
+    # HTTP 422 with a FastAPI body, not Anthropic's (glm-4.6, glm-5.1).
+    system_turns="merge",
+    # Assumed: the policy the project's Z.AI profiles carried (mixed.toml), no fact in
+    # docs/providers.md; a forced tool_choice is rewritten to auto.
+    tool_choice="auto",
+    # Assumed (profiles): Claude Code's anthropic-beta values name Anthropic-only features.
+    betas="drop",
+    # Assumed (profiles): Anthropic-only body fields. Note docs/providers.md reports (third
+    # party) that GLM-5.x accepts output_config.effort: write drop_fields to keep it.
+    drop_fields=("context_management", "output_config"),
+    count_tokens=_ESTIMATE,
+)
+
 PRESETS: Mapping[str, Preset] = MappingProxyType({
     # Anthropic itself: accepts all of what Claude Code sends (documented: it is the API).
     # No auth: the key source decides (x-api-key for env/value, Bearer for oauth_file, the
@@ -87,20 +103,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({
     # Z.AI (GLM), global endpoint (documented, docs/providers.md).
     "zai": Preset(
         "zai", "Z.AI (GLM), global", "https://api.z.ai/api/anthropic",
-        _values(
-            # Documented by the public GLM issue tracker: a role "system" turn in messages[]
-            # gets HTTP 422 with a FastAPI body, not Anthropic's (glm-4.6, glm-5.1).
-            system_turns="merge",
-            # Assumed: the policy the project's Z.AI profiles carried (mixed.toml), no fact in
-            # docs/providers.md; a forced tool_choice is rewritten to auto.
-            tool_choice="auto",
-            # Assumed (profiles): Claude Code's anthropic-beta values name Anthropic-only features.
-            betas="drop",
-            # Assumed (profiles): Anthropic-only body fields. Note docs/providers.md reports (third
-            # party) that GLM-5.x accepts output_config.effort: write drop_fields to keep it.
-            drop_fields=("context_management", "output_config"),
-            count_tokens=_ESTIMATE,
-        ),
+        _ZAI_POLICY,
         # auth not set, so x-api-key for an env key: what the original proxy and the legacy
         # environment always sent (reported to work, unverified). Z.AI's guide sets
         # ANTHROPIC_AUTH_TOKEN (Bearer, documented): write auth = "bearer" for that.
@@ -110,13 +113,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({
     # service, so the same policy and sources as zai.
     "zai-china": Preset(
         "zai-china", "Z.AI (GLM), China (bigmodel.cn)", "https://open.bigmodel.cn/api/anthropic",
-        _values(
-            system_turns="merge",
-            tool_choice="auto",
-            betas="drop",
-            drop_fields=("context_management", "output_config"),
-            count_tokens=_ESTIMATE,
-        ),
+        _ZAI_POLICY,
         key_example='{ env = "BIGMODEL_API_KEY" }', hosts=("open.bigmodel.cn",),
     ),
     # DeepSeek (documented, docs/providers.md): x-api-key; it ignores anthropic-beta,
