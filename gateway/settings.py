@@ -67,13 +67,16 @@ def load_config(config: str | None, env: Mapping[str, str], cwd: Path) -> FoundC
 
 
 def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and localhost: nobody else on the network can reach it."""
+    """True for 127.0.0.0/8, ::1 (also as ::ffff:127.0.0.1, from a dual-stack socket) and
+    localhost: nobody else on the network can reach it, or be it."""
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool((mapped or address).is_loopback)
 
 
 def listen_address(ruleset: RuleSet | None, host: str | None = None, port: int | None = None) -> tuple[str, int]:

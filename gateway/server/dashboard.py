@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import logging
 import os
 import time
@@ -39,6 +38,7 @@ from gateway.ops.ledger.worker import WorkerLedger
 from gateway.ops.requestlog import log_refusal
 from gateway.server.access import AccessControl
 from gateway.server.runtime import Runtime
+from gateway.settings import is_loopback
 
 __all__ = ["ASSETS", "PATHS", "data", "page", "refusal"]
 
@@ -66,15 +66,6 @@ log = logging.getLogger("gateway.access")
 
 _REALM = 'Basic realm="claude-gateway dashboard", charset="UTF-8"'
 _FORWARDED = ("forwarded", "x-forwarded-for", "x-real-ip")
-
-
-def _loopback_ip(ip: str) -> bool:
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 from a dual-stack socket
-    return bool((mapped or address).is_loopback)
 
 
 def _presented_key(request: Request) -> str | None:
@@ -116,7 +107,7 @@ def refusal(request: Request) -> HTTPResponse | None:
     accepted = gate.current()
     headers = request.headers
     proxied = accepted.required and any(name in headers for name in _FORWARDED)
-    if _loopback_ip(request.ip) and not proxied:
+    if is_loopback(request.ip) and not proxied:
         # A web page's DNS rebinding never gets here: the edge (server/edge.py) answered its
         # Host with 403 already.
         return None
