@@ -12,8 +12,8 @@ import pytest
 from ledger_support import finished, poll, query, seed
 
 from gateway.ops.ledger import writer as writer_module
-from gateway.ops.ledger.store import SCHEMA_VERSION, LedgerError, connect
-from gateway.ops.ledger.writer import LedgerWriter
+from gateway.ops.ledger.store import COLUMNS, SCHEMA_VERSION, LedgerError, connect
+from gateway.ops.ledger.writer import LedgerWriter, insert_rows
 
 
 def rows(path: Path) -> int:
@@ -38,6 +38,27 @@ def test_rows_are_written_in_batches_and_survive_a_new_writer(tmp_path: Path) ->
     again(finished())
     again.stop()  # stop writes what is queued
     assert rows(path) == 121
+
+
+def test_a_batch_larger_than_one_statement_is_written_whole_in_order(tmp_path: Path) -> None:
+    # 600 rows: two full multi-row INSERTs and a shorter last one, every value where it belongs.
+    path = tmp_path / "ledger.db"
+    conn = connect(path, create=True)
+    made = [
+        tuple(
+            {"ts": float(i), "status": 200 + i % 3, "client_model": f"m{i}", "input_tokens": i, "notes": None}.get(
+                column, "x" if column in ("endpoint", "request_class") else (0 if column in ("stream", "tried") else None)
+            )
+            for column in COLUMNS
+        )
+        for i in range(600)
+    ]
+    conn.execute("BEGIN IMMEDIATE")
+    insert_rows(conn, made)
+    conn.execute("COMMIT")
+    conn.close()
+    got = query(path, f"SELECT {', '.join(COLUMNS)} FROM requests ORDER BY id")
+    assert got == made
 
 
 def test_retention_deletes_rows_older_than_ledger_days_and_follows_reloads(tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ Cost, measured as the gateway's CPU time per request over 20,000 requests at con
 (tiny bodies, the 2-core project machine): with the ledger on, the event loop's thread spends
 about 12 us more per request than with ``ledger = false``, and the writer thread 8 us. Two
 choices got it there from +55 us: rows built at once rather than Exchanges queued (see
-``_queue``), and one statement per batch (see ``_INSERT``).
+``_queue``), and few statements per batch (see ``insert_rows``), since made cheaper for the
+writer thread by binding values instead of passing JSON (9.3 -> 2.7 us a row).
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import orjson
 
 from gateway.ops.ledger.rows import row
 from gateway.ops.ledger.store import COLUMNS, LedgerError, connect
@@ -61,21 +60,43 @@ _RETENTION_EVERY_S = 3600.0
 _SIZE_EVERY_S = 60.0
 _DELETE_CHUNK = 5000  # rows per delete transaction: short, so other workers' batches wait little
 
-# The whole batch in one statement, its rows one JSON array that SQLite unpacks itself
-# (json_each): one bind and one step, so the thread takes the GIL back once per batch instead
-# of once per statement, and each time it does, the event loop must hand the GIL over. With
-# 32 rows per INSERT the event loop's thread spent 35 us more CPU per request than with the
-# ledger off; with one statement per batch, 12 us (the module docstring's measurement).
-_INSERT = (
-    f"INSERT INTO requests ({', '.join(COLUMNS)}) "
-    f"SELECT {', '.join(f'value ->> {i}' for i in range(len(COLUMNS)))} FROM json_each(?)"
-)
+# Rows go in as multi-row INSERTs of up to _CHUNK_ROWS rows each, their values bound directly:
+# one bind and one step per chunk, so the thread takes the GIL back once per chunk (each time
+# it does, the event loop must hand the GIL over), and SQLite parses no JSON. Measured on the
+# project machine (4,096 typical rows per transaction, CPU time of the writer): one statement
+# per row (executemany) 4.0 us a row, the whole batch as one JSON array unpacked by json_each
+# 9.3 us, multi-row VALUES of 256 rows 2.7 us.
+_CHUNK_ROWS = 256
+_COLUMN_LIST = ", ".join(COLUMNS)
+_ONE_ROW = "(" + ", ".join("?" * len(COLUMNS)) + ")"
+_statements: dict[int, str] = {}
+
+
+def _statement(rows: int) -> str:
+    """The INSERT of ``rows`` rows; the full chunk's text is kept (the others are the rare last chunk)."""
+    sql = _statements.get(rows)
+    if sql is None:
+        sql = f"INSERT INTO requests ({_COLUMN_LIST}) VALUES " + ", ".join([_ONE_ROW] * rows)
+        if rows == _CHUNK_ROWS:
+            _statements[rows] = sql
+    return sql
+
+
+def _chunk_rows(conn: sqlite3.Connection) -> int:
+    """Rows per statement within SQLite's limit on bound values (999 before SQLite 3.32)."""
+    getlimit = getattr(conn, "getlimit", None)  # Python 3.11+
+    limit = getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if getlimit is not None else 999
+    return max(1, min(_CHUNK_ROWS, limit // len(COLUMNS)))
 
 
 def insert_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-    """INSERT ``rows`` (``COLUMNS`` order) in one statement; the caller holds the transaction."""
-    if rows:
-        conn.execute(_INSERT, (orjson.dumps(rows),))
+    """INSERT ``rows`` (``COLUMNS`` order), a few hundred per statement; the caller holds the transaction."""
+    if not rows:
+        return
+    step = _chunk_rows(conn)
+    for start in range(0, len(rows), step):
+        chunk = rows[start : start + step]
+        conn.execute(_statement(len(chunk)), [value for one in chunk for value in one])
 
 
 class LedgerWriter:
