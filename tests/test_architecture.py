@@ -34,6 +34,7 @@ CONFINED: dict[str, set[str]] = {
     "sanic": {"server", "proxy"},
     "watchfiles": {"reload"},
     "aiohttp": {"upstream", "proxy"},
+    "httptools": {"upstream"},
 }
 
 

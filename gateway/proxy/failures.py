@@ -8,6 +8,10 @@ every target tried.
 
 from __future__ import annotations
 
+import socket
+import ssl
+from urllib.parse import urlsplit
+
 import aiohttp
 import httpx
 
@@ -61,7 +65,8 @@ def network_failure(exc: Exception, provider: Provider) -> AttemptFailed:
     """Name what went wrong talking to the upstream, in words a user can act on.
 
     The transport (gateway.upstream.transport) raises the httpx exception that says what
-    happened, with aiohttp's error as the cause for the details (refused, DNS...).
+    happened, with the socket's error as the cause for the details (refused, DNS...): an OSError
+    from the HTTP/1.1 pool, aiohttp's error for an upstream reached through a proxy.
     """
     cause = exc.__cause__
     where = provider.base_url
@@ -71,6 +76,14 @@ def network_failure(exc: Exception, provider: Provider) -> AttemptFailed:
     if isinstance(exc, httpx.ConnectError):
         if isinstance(cause, aiohttp.ClientConnectorDNSError):
             reason = f"cannot resolve host {cause.host!r}"
+        elif isinstance(cause, socket.gaierror):
+            reason = f"cannot resolve host {urlsplit(where).hostname!r}"
+        elif isinstance(cause, ConnectionRefusedError):
+            reason = "connection refused"
+        elif isinstance(cause, ssl.SSLError):
+            reason = f"TLS failed ({getattr(cause, 'verify_message', None) or cause.reason or cause})"
+        elif isinstance(cause, OSError):
+            reason = cause.strerror or str(cause)
         elif isinstance(cause, aiohttp.ClientConnectorError) and isinstance(cause.os_error, ConnectionRefusedError):
             reason = "connection refused"
         elif isinstance(cause, aiohttp.ClientConnectorError) and cause.os_error is not None:
@@ -87,6 +100,8 @@ def network_failure(exc: Exception, provider: Provider) -> AttemptFailed:
         return AttemptFailed("read", f"{where} closed the connection without answering", name)
     if isinstance(cause, aiohttp.ClientPayloadError):
         return AttemptFailed("read", f"{where} broke off its answer ({cause})", name)
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)) and not isinstance(cause, aiohttp.ClientError):
+        return AttemptFailed("read", f"{where} {exc}", name)  # the HTTP/1.1 pool's words
     return AttemptFailed("read", f"{where}: {(cause or exc).__class__.__name__}: {cause or exc}", name)
 
 

@@ -43,7 +43,7 @@ from gateway.server.request import GatewayRequest
 from gateway.server.runtime import Runtime
 from gateway.settings import WorkerSettings, is_loopback, response_timeout
 from gateway.upstream.client import Upstream
-from gateway.upstream.transport import AiohttpTransport
+from gateway.upstream.transport import Transport
 from rules.discover import load_discovered
 from rules.model import RuleSet
 
@@ -222,7 +222,7 @@ def create_app(settings: WorkerSettings, ruleset: RuleSet | None = None, *, name
 
     @app.before_server_start
     async def _start(app: Sanic[Any, Any]) -> None:
-        transport = AiohttpTransport(
+        transport = Transport(
             max_connections=_MAX_CONNECTIONS, keepalive_expiry_s=_KEEPALIVE_EXPIRY_S
         )
         runtime = Runtime(LiveConfig(app.ctx.initial, settings.discovery.reason), Upstream(transport))

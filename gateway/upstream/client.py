@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import httpx
 
-from gateway.upstream.transport import HEADERS_EXTENSION
+from gateway.upstream.transport import HEADERS_EXTENSION, URL_EXTENSION
 
 __all__ = ["Upstream"]
 
@@ -43,7 +43,7 @@ class Upstream:
 
         Built with ``stream=`` rather than ``content=``: httpx then skips its content encoding
         step and a second pass over the headers (76 -> 27 us for a Claude Code request). The
-        aiohttp transport sets Host from the URL.
+        transport sets Host from the URL.
         """
         parsed = self._urls.get(url)
         if parsed is None:
@@ -56,7 +56,7 @@ class Upstream:
             parsed,
             headers=sent,
             stream=httpx.ByteStream(content),
-            extensions={"timeout": timeout, HEADERS_EXTENSION: sent},
+            extensions={"timeout": timeout, HEADERS_EXTENSION: sent, URL_EXTENSION: url},
         )
         request.read()  # the body is in memory already: this only marks it read (no copy)
         return request

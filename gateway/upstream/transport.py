@@ -1,20 +1,21 @@
-"""httpx's transport interface over one aiohttp session: the gateway's way to the upstreams.
+"""httpx's transport interface over the gateway's own HTTP/1.1 pool: the way to the upstreams.
 
-Measured on the project machine (ARCHITECTURE.md, "Choosing the transport"), httpx's default
-transport (httpcore) reached a quarter of aiohttp's throughput under concurrency, and recommended httpx's API over an aiohttp transport. This is
-that transport, written for a proxy's hot path instead of taken from httpx-aiohttp, because
-profiles of the gateway showed what the general one costs and gets wrong:
+The proxy builds ``httpx.Request`` objects and reads ``httpx.Response`` ones (precise
+exceptions, an interface tests can swap); ``Transport`` carries them. Measured on the project
+machine (ARCHITECTURE.md, "Choosing the transport"), httpx's default transport (httpcore)
+reached a quarter of aiohttp's throughput under concurrency, and aiohttp's general client in
+turn spent about a quarter of the gateway's CPU per request on what a proxy does not need; so
+direct upstreams go through ``gateway.upstream.pool`` (a small HTTP/1.1 client on httptools' parser), and
+only an upstream an HTTP(S)_PROXY variable covers goes through ``AiohttpTransport``, which
+speaks to proxies. Which one a URL takes is decided once per URL.
 
-- it turned every URL back into a string for aiohttp to parse again, rebuilt the timeout
-  object and copied the headers through httpx's normalised form on each request; here URLs and
-  timeouts are converted once, and the caller's header list goes to aiohttp as it is;
-- its exception map folded refused connections and read timeouts into ``ConnectTimeout``;
-  here each aiohttp failure becomes the httpx exception that says what happened
-  (``ConnectError``, ``ConnectTimeout``, ``ReadTimeout``, ``ReadError``), with the aiohttp
-  error as ``__cause__``.
+``AiohttpTransport`` was written for a proxy's hot path instead of taken from httpx-aiohttp:
+URLs and timeouts are converted once, the caller's header list goes to aiohttp as it is, and
+each aiohttp failure becomes the httpx exception that says what happened (``ConnectError``,
+``ConnectTimeout``, ``ReadTimeout``, ``ReadError``), with the aiohttp error as ``__cause__``.
 
-Bodies are relayed as aiohttp receives them (``iter_any``: no fixed chunk size to fill). The
-connection of an answer that was not read to the end is closed, never reused.
+Bodies are relayed as they are received (no fixed chunk size to fill). The connection of an
+answer that was not read to the end is closed, never reused.
 """
 
 from __future__ import annotations
@@ -29,11 +30,17 @@ import aiohttp
 import httpx
 from yarl import URL
 
-__all__ = ["HEADERS_EXTENSION", "AiohttpTransport", "AnswerTooLarge", "read_body"]
+from gateway.upstream.connection import Answer, TooLarge, request_head
+from gateway.upstream.pool import Pool
+
+__all__ = ["HEADERS_EXTENSION", "URL_EXTENSION", "AiohttpTransport", "AnswerTooLarge", "Transport", "read_body"]
 
 # An httpx.Request extension: the header list exactly as the gateway built it, so aiohttp gets
 # it without a round trip through httpx's byte-encoded, normalised copy.
 HEADERS_EXTENSION = "gateway.headers"
+# And the URL as the string it was parsed from: the transport's per-URL cache is keyed by it
+# without turning httpx.URL back into a string at every request.
+URL_EXTENSION = "gateway.url"
 _CACHE_LIMIT = 1024
 
 
@@ -212,10 +219,109 @@ def _env_proxy(url: URL) -> str | None:
     return proxy
 
 
+class _H1Body(httpx.AsyncByteStream):
+    """An answer of the HTTP/1.1 pool as httpx's stream of raw bytes."""
+
+    __slots__ = ("_answer",)
+
+    def __init__(self, answer: Answer) -> None:
+        self._answer = answer
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._answer.chunks():
+            yield chunk
+
+    async def read_all(self, limit: int | None = None) -> bytes:
+        try:
+            return await self._answer.read_all(limit)
+        except TooLarge as exc:
+            self._answer.release()
+            raise AnswerTooLarge(exc.limit) from None
+
+    async def aclose(self) -> None:
+        self._answer.release()
+
+
+class Transport(httpx.AsyncBaseTransport):
+    """The worker's transport: the HTTP/1.1 pool for direct upstreams, aiohttp through a proxy."""
+
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        keepalive_expiry_s: float,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        context = ssl_context if ssl_context is not None else httpx.create_ssl_context
+        self._pool = Pool(
+            max_connections=max_connections, keepalive_expiry_s=keepalive_expiry_s, ssl_context=context
+        )
+        self._proxied = AiohttpTransport(
+            max_connections=max_connections, keepalive_expiry_s=keepalive_expiry_s, ssl_context=ssl_context
+        )
+        # url -> (origin, request target, Host value), or None: through a proxy.
+        self._urls: dict[str, tuple[tuple[str, str, int], str, str] | None] = {}
+
+    def _route(self, url: httpx.URL, key: str) -> tuple[tuple[str, str, int], str, str] | None:
+        if key in self._urls:
+            return self._urls[key]
+        if len(self._urls) >= _CACHE_LIMIT:
+            self._urls.clear()
+        found: tuple[tuple[str, str, int], str, str] | None = None
+        if url.scheme in ("http", "https") and _env_proxy(URL(key, encoded=True)) is None:
+            default = 443 if url.scheme == "https" else 80
+            port = url.port or default
+            host = url.host
+            shown = f"[{host}]" if ":" in host else host
+            found = ((url.scheme, host, port), url.raw_path.decode("ascii"),
+                     shown if port == default else f"{shown}:{port}")
+        self._urls[key] = found
+        return found
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        extensions = request.extensions
+        route = self._route(request.url, extensions.get(URL_EXTENSION) or str(request.url))
+        if route is None:
+            return await self._proxied.handle_async_request(request)
+        origin, target, host = route
+        headers: Sequence[tuple[str, str]] | None = extensions.get(HEADERS_EXTENSION)
+        if headers is None:
+            headers = [(k, v) for k, v in request.headers.multi_items() if k.lower() != "host"]
+        try:
+            content: bytes = request.content
+        except httpx.RequestNotRead:
+            content = await request.aread()
+        # The gateway's list ends with content-length (gateway.upstream.client); another
+        # caller's body gets its length here, or the upstream would read it as the next request.
+        if content and (not headers or headers[-1][0] != "content-length"):
+            if not any(name.lower() == "content-length" for name, _ in headers):
+                headers = [*headers, ("content-length", str(len(content)))]
+        spec = extensions.get("timeout") or {}
+        answer = await self._pool.request(
+            origin,
+            request_head(request.method, target, host, headers),
+            content,
+            connect_timeout=spec.get("connect"),
+            read_timeout=spec.get("read"),
+            pool_timeout=spec.get("pool"),
+        )
+        return httpx.Response(
+            answer.status,
+            headers=answer.headers,
+            stream=_H1Body(answer),
+            request=request,
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+        await self._proxied.aclose()
+
+
 async def read_body(response: httpx.Response, limit: int | None = None) -> bytes:
     """The whole raw body of an answer from any transport (one read for ours); AnswerTooLarge beyond ``limit``."""
     stream = response.stream
-    if isinstance(stream, _Body):
+    if isinstance(stream, (_H1Body, _Body)):
         return await stream.read_all(limit)
     chunks: list[bytes] = []
     size = 0
