@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import select
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import httptools
@@ -241,8 +241,10 @@ class Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """The answer's body as it arrives; raises the connection's error where it happened."""
+    async def next_chunk(self) -> bytes | None:
+        """The answer's next body bytes as they arrive, None at its end; raises the connection's
+        error where it happened. A coroutine rather than an async generator: relaying a stream
+        calls it per chunk, and each layer of generators costs a frame switch."""
         queue = self._chunks
         while True:
             if queue:
@@ -252,23 +254,22 @@ class Connection(asyncio.Protocol):
                     self._paused = False
                     self._last_data = self._loop.time()
                     self.transport.resume_reading()
-                yield chunk
-            elif self._complete:
-                return
-            elif self._error is not None:
+                return chunk
+            if self._complete:
+                return None
+            if self._error is not None:
                 raise self._error
-            else:
-                self._waiter = self._loop.create_future()
-                try:
-                    await self._waiter
-                finally:
-                    self._waiter = None
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
     async def read_all(self, limit: int | None) -> bytes:
         """The whole body; ``limit`` is checked by the caller's error (AnswerTooLarge) via None."""
         parts: list[bytes] = []
         size = 0
-        async for chunk in self.chunks():
+        while (chunk := await self.next_chunk()) is not None:
             size += len(chunk)
             if limit is not None and size > limit:
                 raise TooLarge(limit)
@@ -310,11 +311,16 @@ class Answer:
         self._conn = conn
         self._released = False
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """The body as it arrives; the connection goes back to the pool once it was read to the end."""
-        async for chunk in self._conn.chunks():
-            yield chunk
-        self.release()
+    def __aiter__(self) -> Answer:
+        return self
+
+    async def __anext__(self) -> bytes:
+        """The body's next bytes as they arrive; at its end the connection goes back to the pool."""
+        chunk = await self._conn.next_chunk()
+        if chunk is None:
+            self.release()
+            raise StopAsyncIteration
+        return chunk
 
     async def read_all(self, limit: int | None = None) -> bytes:
         """The whole body (then the connection is pooled); ``TooLarge`` beyond ``limit`` bytes."""

@@ -227,9 +227,8 @@ class _H1Body(httpx.AsyncByteStream):
     def __init__(self, answer: Answer) -> None:
         self._answer = answer
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._answer.chunks():
-            yield chunk
+    def __aiter__(self) -> Answer:  # the answer is its own async iterator: no generator layer
+        return self._answer
 
     async def read_all(self, limit: int | None = None) -> bytes:
         try:
