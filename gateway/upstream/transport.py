@@ -94,6 +94,26 @@ class _Body(httpx.AsyncByteStream):
         self._response.release()
 
 
+async def _outgoing(request: httpx.Request) -> tuple[Sequence[tuple[str, str]], bytes]:
+    """The header list (as the gateway built it, when it did) and the body of ``request``."""
+    headers: Sequence[tuple[str, str]] | None = request.extensions.get(HEADERS_EXTENSION)
+    if headers is None:
+        headers = request.headers.multi_items()
+    try:
+        return headers, request.content
+    except httpx.RequestNotRead:
+        return headers, await request.aread()
+
+
+def _answered(
+    request: httpx.Request, status: int, headers: Sequence[tuple[bytes, bytes]], stream: httpx.AsyncByteStream
+) -> httpx.Response:
+    """The httpx.Response of an answer whose body is still to be read from ``stream``."""
+    return httpx.Response(
+        status, headers=headers, stream=stream, request=request, extensions={"http_version": b"HTTP/1.1"}
+    )
+
+
 def _mapped(exc: Exception) -> Exception:
     """The httpx exception for an aiohttp failure (the caller chains the original)."""
     message = str(exc) or exc.__class__.__name__
@@ -175,13 +195,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._session if self._session is not None else self._open()
-        headers: Sequence[tuple[str, str]] | None = request.extensions.get(HEADERS_EXTENSION)
-        if headers is None:
-            headers = request.headers.multi_items()
-        try:
-            content: bytes | None = request.content
-        except httpx.RequestNotRead:
-            content = await request.aread()
+        headers, content = await _outgoing(request)
         url, proxy = self._url(request.url)
         try:
             response = await session.request(
@@ -195,13 +209,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             )
         except Exception as exc:
             raise _mapped(exc) from exc
-        return httpx.Response(
-            response.status,
-            headers=response.raw_headers,
-            stream=_Body(response),
-            request=request,
-            extensions={"http_version": b"HTTP/1.1"},
-        )
+        return _answered(request, response.status, response.raw_headers, _Body(response))
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -283,13 +291,9 @@ class Transport(httpx.AsyncBaseTransport):
         if route is None:
             return await self._proxied.handle_async_request(request)
         origin, target, host = route
-        headers: Sequence[tuple[str, str]] | None = extensions.get(HEADERS_EXTENSION)
-        if headers is None:
-            headers = [(k, v) for k, v in request.headers.multi_items() if k.lower() != "host"]
-        try:
-            content: bytes = request.content
-        except httpx.RequestNotRead:
-            content = await request.aread()
+        headers, content = await _outgoing(request)
+        if HEADERS_EXTENSION not in extensions:  # httpx's own list has the Host it made
+            headers = [(k, v) for k, v in headers if k.lower() != "host"]
         # The gateway's list ends with content-length (gateway.upstream.client); another
         # caller's body gets its length here, or the upstream would read it as the next request.
         if content and (not headers or headers[-1][0] != "content-length"):
@@ -304,13 +308,7 @@ class Transport(httpx.AsyncBaseTransport):
             read_timeout=spec.get("read"),
             pool_timeout=spec.get("pool"),
         )
-        return httpx.Response(
-            answer.status,
-            headers=answer.headers,
-            stream=_H1Body(answer),
-            request=request,
-            extensions={"http_version": b"HTTP/1.1"},
-        )
+        return _answered(request, answer.status, answer.headers, _H1Body(answer))
 
     async def aclose(self) -> None:
         await self._pool.aclose()
