@@ -122,7 +122,10 @@ class CountTokens:
         upstream, headers, content = proxy.prepare(request, body, Target(counter), credential, path)
         try:
             response = await self.send(upstream, counter, headers, content)
-            data = await read_body(response, _ANSWER_LIMIT)
+            try:
+                data = await read_body(response, _ANSWER_LIMIT)
+            finally:
+                await response.aclose()
         except httpx.HTTPError as exc:
             failure = network_failure(exc, counter)
             exchange.attempts.append(Attempt(counter.name, body.model, failure.outcome, detail=failure.detail))

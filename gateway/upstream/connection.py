@@ -89,6 +89,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.pool.lost(self)
+        self.pool.gone(self)  # its slot is free now, whether or not its answer is ever released
         if self._parser is None or self._complete:
             return
         if self._until_close and self._head is not None and self._head.done() and exc is None:
@@ -315,23 +316,46 @@ class Answer:
         return self
 
     async def __anext__(self) -> bytes:
-        """The body's next bytes as they arrive; at its end the connection goes back to the pool."""
-        chunk = await self._conn.next_chunk()
+        """The body's next bytes as they arrive; at its end the connection goes back to the pool.
+
+        A failure (or a cancellation) closes the connection at once: whoever reads need not
+        remember to close the answer for the connection's slot to be freed.
+        """
+        try:
+            chunk = await self._conn.next_chunk()
+        except BaseException:
+            self.release()
+            raise
         if chunk is None:
             self.release()
             raise StopAsyncIteration
         return chunk
 
     async def read_all(self, limit: int | None = None) -> bytes:
-        """The whole body (then the connection is pooled); ``TooLarge`` beyond ``limit`` bytes."""
-        body = await self._conn.read_all(limit)
-        self.release()
-        return body
+        """The whole body (then the connection is pooled); ``TooLarge`` beyond ``limit`` bytes.
+
+        On any failure the connection is closed, as by ``__anext__``.
+        """
+        try:
+            return await self._conn.read_all(limit)
+        finally:
+            self.release()
 
     def release(self) -> None:
+        """Done with the answer: its connection is pooled if it was read to the end, else closed."""
         if not self._released:
             self._released = True
             self._conn.release()
+
+    def __del__(self) -> None:
+        # An answer dropped unread and unreleased (a caller's bug) must not hold its socket.
+        if not self._released:
+            self._released = True
+            try:
+                self._conn.close()
+                self._conn.pool.gone(self._conn)
+            except Exception:  # noqa: BLE001 - at interpreter exit the loop may be gone already
+                pass
 
 
 def request_head(method: str, target: str, host: str, headers: Sequence[tuple[str, str]]) -> bytes:

@@ -242,7 +242,6 @@ class _H1Body(httpx.AsyncByteStream):
         try:
             return await self._answer.read_all(limit)
         except TooLarge as exc:
-            self._answer.release()
             raise AnswerTooLarge(exc.limit) from None
 
     async def aclose(self) -> None:

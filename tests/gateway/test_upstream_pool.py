@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import gzip
 import socket
 import sys
@@ -698,6 +699,31 @@ async def test_with_the_only_connection_held_a_request_times_out_with_pool_timeo
         again = await transport.handle_async_request(_request(upstream.url + "/three", pool=1.0))
         assert await read_body(again) == b"ok"
         await again.aclose()
+
+
+async def test_a_body_that_fails_mid_way_frees_its_slot_without_being_closed_by_its_reader() -> None:
+    # The reader meets a read timeout and forgets to aclose(): the only slot must come back anyway.
+    stalled = _raw(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n", b"01234", then="hang")
+    async with _Upstream(_in_turn(stalled, _ok())) as upstream, _transport(max_connections=1) as transport:
+        first = await transport.handle_async_request(_request(upstream.url + "/one", read=0.2))
+        with pytest.raises(httpx.ReadTimeout):
+            await _within(read_body(first), "the read timeout")
+        again = await transport.handle_async_request(_request(upstream.url + "/two", pool=1.0))
+        assert await read_body(again) == b"ok"
+        await again.aclose()
+
+
+async def test_an_answer_dropped_unread_and_unclosed_frees_its_connection() -> None:
+    async with _Upstream(_in_turn(_raw(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n", then="hang"), _ok())) as upstream, \
+            _transport(max_connections=1) as transport:
+        first = await transport.handle_async_request(_request(upstream.url + "/one"))
+        assert first.status_code == 200
+        del first  # a caller's bug: neither read nor closed
+        gc.collect()
+        again = await transport.handle_async_request(_request(upstream.url + "/two", pool=1.0))
+        assert await read_body(again) == b"ok"
+        await again.aclose()
+        assert upstream.accepted == 2
 
 
 # --- 6 and 7. idle connections -----------------------------------------------------------------
