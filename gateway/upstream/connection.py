@@ -34,7 +34,7 @@ class Owner(Protocol):
         """``conn`` is closed or dropped: its slot is free."""
 
     def lost(self, conn: Connection) -> None:
-        """``conn`` was closed by either side, maybe while idle."""
+        """``conn`` was closed by either side, maybe while idle: its slot is free."""
 
 
 class Connection(asyncio.Protocol):
@@ -89,7 +89,6 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.pool.lost(self)
-        self.pool.gone(self)  # its slot is free now, whether or not its answer is ever released
         if self._parser is None or self._complete:
             return
         if self._until_close and self._head is not None and self._head.done() and exc is None:

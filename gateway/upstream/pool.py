@@ -182,11 +182,12 @@ class Pool:
             self._sweeper = asyncio.get_running_loop().call_later(self._expiry, self._sweep)
 
     def lost(self, conn: Connection) -> None:
-        """A connection closed by either side: out of the idle list if it was there."""
+        """A connection closed by either side: out of the idle list if it was there, its slot
+        free now, whether or not its answer is ever released."""
         idle = self._idle.get(conn.origin)
         if idle and conn in idle:
             idle.remove(conn)
-            self.gone(conn)
+        self.gone(conn)
 
     def gone(self, conn: Connection) -> None:
         """``conn`` is closed or dropped: its slot is free (once, whichever path saw it first)."""

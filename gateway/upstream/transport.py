@@ -262,9 +262,10 @@ class Transport(httpx.AsyncBaseTransport):
         self._pool = Pool(
             max_connections=max_connections, keepalive_expiry_s=keepalive_expiry_s, ssl_context=context
         )
-        self._proxied = AiohttpTransport(
-            max_connections=max_connections, keepalive_expiry_s=keepalive_expiry_s, ssl_context=ssl_context
-        )
+        # aiohttp's session (and the TLS context it loads) only once a proxied URL is asked for.
+        self._proxied: AiohttpTransport | None = None
+        self._limits = (max_connections, keepalive_expiry_s)
+        self._ssl = ssl_context
         # url -> (origin, request target, Host value), or None: through a proxy.
         self._urls: dict[str, tuple[tuple[str, str, int], str, str] | None] = {}
 
@@ -288,6 +289,11 @@ class Transport(httpx.AsyncBaseTransport):
         extensions = request.extensions
         route = self._route(request.url, extensions.get(URL_EXTENSION) or str(request.url))
         if route is None:
+            if self._proxied is None:
+                connections, expiry = self._limits
+                self._proxied = AiohttpTransport(
+                    max_connections=connections, keepalive_expiry_s=expiry, ssl_context=self._ssl
+                )
             return await self._proxied.handle_async_request(request)
         origin, target, host = route
         headers, content = await _outgoing(request)
@@ -311,7 +317,8 @@ class Transport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._pool.aclose()
-        await self._proxied.aclose()
+        if self._proxied is not None:
+            await self._proxied.aclose()
 
 
 async def read_body(response: httpx.Response, limit: int | None = None) -> bytes:
