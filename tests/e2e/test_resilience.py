@@ -296,7 +296,17 @@ def test_max_concurrent_beyond_the_queue_is_529_or_the_next_target(setup: Setup)
 
 def test_queued_requests_whose_clients_leave_end_as_quiet_499s(setup: Setup) -> None:
     earlier = len(setup.gateway.logs())  # the module's gateway: only this test's lines count
-    setup.limited.enqueue(Hang())
+    # Every request hangs upstream: one handed the slot as the holder leaves, before the loop
+    # has seen its own client leave, still ends as a 499 rather than a quick 200.
+    setup.limited.set_default(Hang())
+    try:
+        _leave_the_queue(setup, earlier)
+    finally:
+        setup.limited.set_default(None)
+    assert setup.post("q-after").status_code == 200  # and no slot leaked
+
+
+def _leave_the_queue(setup: Setup, earlier: int) -> None:
     holder = _raw_request(setup, "q-hold", stream=False)
     setup.limited.wait_for(1)
     queued = [_raw_request(setup, f"q-{n}", stream=False) for n in range(6)]
@@ -312,7 +322,6 @@ def test_queued_requests_whose_clients_leave_end_as_quiet_499s(setup: Setup) -> 
         assert time.monotonic() < deadline, setup.gateway.logs()[-3000:]
     logs = setup.gateway.logs()[earlier:]
     assert "status=500" not in logs and "internal error" not in logs and "Traceback" not in logs
-    assert setup.post("q-after").status_code == 200  # and no slot leaked
 
 
 # --- the fallback profile -----------------------------------------------------------------
